@@ -1,0 +1,37 @@
+# The two commands of the README: `make reproduce` (the main job) and `make test`. Both set up the environment
+# first (tools/setup_env.py: built once per machine and dependency set, then reused in seconds).
+PYTHON ?= python3
+PY := .venv/bin/python
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+REAL_DATA ?= ../shared/data/food-kitchen
+
+.PHONY: env reproduce reproduce-real test notebooks lab benchmarks
+
+env:
+	@$(PYTHON) tools/setup_env.py
+
+## the main job: every notebook on the embedded (synthetic) default dataset -> runs/default, results/, figures/
+reproduce: env
+	$(PY) -m llmemf_lite.pipeline --out runs/default
+
+## the same sequence on the real Amazon Food-Kitchen data (LLMCDSR release in ../shared)
+reproduce-real: env
+	$(PY) -m llmemf_lite.pipeline --out runs/food_kitchen_real -p domain_pair food_kitchen -p source llmcdsr -p data_dir $(REAL_DATA)
+
+## unit tests + every committed notebook re-executed and compared with its committed outputs
+test: env
+	$(PY) -m pytest --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg
+
+## refresh the committed notebooks' outputs (run after changing a notebook or what it shows)
+notebooks: env
+	$(PY) -m llmemf_lite.pipeline --in-place
+
+lab: env
+	.venv/bin/jupyter lab notebooks
+
+benchmarks: env
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -1,0 +1,49 @@
+"""llmemf-lite: a reproducible companion to LLM-EMF (LLM-Enhanced Multimodal Fusion for Cross-Domain Sequential
+Recommendation, Wu et al., 2025).
+
+The public API is the list below. Names are imported on first use, so `import llmemf_lite` loads no torch, pandas
+or matplotlib until something needs them.
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_API = {
+    "DomainPair": "llmemf_lite.pairs",
+    "get_pair": "llmemf_lite.pairs",
+    "register_pair": "llmemf_lite.pairs",
+    "registered_pairs": "llmemf_lite.pairs",
+    "CrossDomainDataset": "llmemf_lite.data.dataset",
+    "ItemSpace": "llmemf_lite.data.dataset",
+    "history_and_target": "llmemf_lite.data.dataset",
+    "card_table": "llmemf_lite.data.dataset",
+    "DataFormatError": "llmemf_lite.data.errors",
+    "load_plain_pickle": "llmemf_lite.data.safe_pickle",
+    "build_dataset": "llmemf_lite.data.build",
+    "save_card": "llmemf_lite.data.build",
+    "import_llmcdsr": "llmemf_lite.data.llmcdsr",
+    "SyntheticConfig": "llmemf_lite.data.synthetic",
+    "generate_synthetic": "llmemf_lite.data.synthetic",
+    "plot_sequence_lengths": "llmemf_lite.plots",
+    "plot_item_gallery": "llmemf_lite.plots",
+    "run_pipeline": "llmemf_lite.pipeline",
+    "project_root": "llmemf_lite.paths",
+    "results_dir": "llmemf_lite.paths",
+    "figures_dir": "llmemf_lite.paths",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'llmemf_lite' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

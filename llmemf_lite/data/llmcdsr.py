@@ -1,0 +1,154 @@
+"""Importer for the LLMCDSR release format (the real Amazon Food-Kitchen split in ../shared/data/food-kitchen).
+
+Files of the release (domain A = X, domain B = Y of the pair):
+    num.txt                      two lines: item count of A, item count of B
+    item_set_A.pkl, item_set_B.pkl   ASIN -> local index (0..n-1 within the domain)
+    text_A.pkl, text_B.pkl       ASIN -> title
+    train_A.txt, train_B.txt     single-domain training sequences
+    train_overlap.txt            mixed training sequences
+    valid.txt, test.txt          held-out users: a mixed history whose last id is the target
+Each sequence line is `user<TAB>id,id,...` with global ids (B ids are offset by the A count).
+
+Everything is validated as it is read: a bad line raises `DataFormatError` naming the file, line and expectation.
+Training sequences with a single item carry no next-item pair; they are skipped and counted in the card.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..pairs import get_pair
+from ..paths import project_root
+from .dataset import CrossDomainDataset, ItemSpace, dataset_card
+from .errors import DataFormatError
+from .safe_pickle import load_plain_pickle
+
+# file -> (split, kind, which id range its ids must lie in)
+SEQUENCE_FILES = {
+    "train_A.txt": ("train", "single_x", "x"),
+    "train_B.txt": ("train", "single_y", "y"),
+    "train_overlap.txt": ("train", "mixed", "any"),
+    "valid.txt": ("valid", "mixed", "any"),
+    "test.txt": ("test", "mixed", "any"),
+}
+
+
+def read_item_counts(path: Path) -> tuple[int, int]:
+    if not path.is_file():
+        raise DataFormatError(path, "file not found", expected="num.txt with the item counts of domains A and B")
+    values = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    if len(values) != 2:
+        raise DataFormatError(path, f"found {len(values)} non-empty lines", expected="2 lines: n_A and n_B")
+    counts = []
+    for i, v in enumerate(values, 1):
+        if not v.isdigit() or int(v) == 0:
+            raise DataFormatError(path, f"{v!r} is not a positive integer", line=i, expected="a positive item count")
+        counts.append(int(v))
+    return counts[0], counts[1]
+
+
+def read_sequences(path: Path, allowed: range, *, min_length: int) -> tuple[list[tuple[str, list[int]]], list[int]]:
+    """Parse `user<TAB>id,id,...` lines; return the sequences and the line numbers of too-short ones (skipped)."""
+    if not path.is_file():
+        raise DataFormatError(path, "file not found", expected="a sequence file of the LLMCDSR release")
+    rows, short = [], []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                continue
+            parts = line.split("\t")
+            if len(parts) != 2:
+                raise DataFormatError(path, f"found {len(parts)} tab-separated fields", line=n,
+                                      expected="`user<TAB>comma-separated item ids`")
+            user, ids_text = parts[0].strip(), parts[1].strip()
+            if not ids_text:
+                raise DataFormatError(path, f"user {user!r} has an empty sequence", line=n,
+                                      expected="at least one item id")
+            try:
+                ids = [int(tok) for tok in ids_text.split(",")]
+            except ValueError:
+                bad = next(t for t in ids_text.split(",") if not t.strip().lstrip("-").isdigit())
+                raise DataFormatError(path, f"item id {bad!r} is not an integer", line=n,
+                                      expected="comma-separated integer ids") from None
+            out = [i for i in ids if i not in allowed]
+            if out:
+                raise DataFormatError(path, f"item id {out[0]} is outside this file's id range", line=n,
+                                      expected=f"ids in [{allowed.start}, {allowed.stop})")
+            if len(ids) < min_length:
+                short.append(n)
+                continue
+            rows.append((user, ids))
+    return rows, short
+
+
+def _index_to_asin(item_set: dict, n: int, path: Path) -> list[str]:
+    if not isinstance(item_set, dict):
+        raise DataFormatError(path, f"holds a {type(item_set).__name__}", expected="a dict ASIN -> local index")
+    asins: list[str | None] = [None] * n
+    for asin, idx in item_set.items():
+        if not isinstance(idx, int) or not 0 <= idx < n:
+            raise DataFormatError(path, f"ASIN {asin!r} maps to {idx!r}", expected=f"an index in [0, {n})")
+        if asins[idx] is not None:
+            raise DataFormatError(path, f"index {idx} is used by both {asins[idx]!r} and {asin!r}",
+                                  expected="one ASIN per index")
+        asins[idx] = str(asin)
+    if None in asins:
+        raise DataFormatError(path, f"{asins.count(None)} of {n} indices have no ASIN",
+                              expected=f"{n} items as num.txt says")
+    return asins  # type: ignore[return-value]
+
+
+def _file_provenance(path: Path) -> dict:
+    return {"bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def import_llmcdsr(data_dir: str | Path, domain_pair: str = "food_kitchen") -> CrossDomainDataset:
+    """Read an LLMCDSR-format release folder into the canonical dataset (nothing is copied)."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataFormatError(data_dir, "folder not found", expected="an LLMCDSR release folder (num.txt, *.pkl, *.txt)")
+    pair = get_pair(domain_pair)
+    n_x, n_y = read_item_counts(data_dir / "num.txt")
+    space = ItemSpace(n_x, n_y)
+
+    item_rows = []
+    for letter, domain, n, offset in (("A", pair.x, n_x, 0), ("B", pair.y, n_y, n_x)):
+        set_path, text_path = data_dir / f"item_set_{letter}.pkl", data_dir / f"text_{letter}.pkl"
+        asins = _index_to_asin(load_plain_pickle(set_path), n, set_path)
+        titles = load_plain_pickle(text_path)
+        if not isinstance(titles, dict):
+            raise DataFormatError(text_path, f"holds a {type(titles).__name__}", expected="a dict ASIN -> title")
+        known = set(asins)
+        unknown = [a for a in titles if a not in known]
+        if unknown:
+            raise DataFormatError(text_path, f"{len(unknown)} ASINs are not in {set_path.name}, e.g. {unknown[0]!r}",
+                                  expected=f"titles only for the items of {set_path.name}")
+        for idx, asin in enumerate(asins):
+            title = titles.get(asin)
+            title = title.strip() if isinstance(title, str) and title.strip() else None
+            item_rows.append((offset + idx, domain, asin, title, None, None))
+    items = pd.DataFrame(item_rows, columns=["item_id", "domain", "source_id", "title", "description", "image"])
+
+    seq_rows, skipped = [], {}
+    ranges = {"x": space.domain_range(0), "y": space.domain_range(1), "any": range(0, space.n_items)}
+    for fname, (split, kind, rng) in SEQUENCE_FILES.items():
+        rows, short = read_sequences(data_dir / fname, ranges[rng], min_length=2)
+        if short:
+            skipped[fname] = {"reason": "fewer than 2 items (no next-item pair)", "count": len(short),
+                              "lines": short[:20]}
+        prefix = fname.removesuffix(".txt")
+        seq_rows += [(f"{prefix}:{u}", split, kind, np.asarray(ids, dtype=np.int64), None) for u, ids in rows]
+    sequences = pd.DataFrame(seq_rows, columns=["user", "split", "kind", "items", "timestamps"])
+
+    ds = CrossDomainDataset(pair, items, sequences)
+    provenance = {"format": "llmcdsr", "folder": os.path.relpath(data_dir.resolve(), project_root()),
+                  "files": {p.name: _file_provenance(p) for p in sorted(data_dir.iterdir()) if p.is_file()},
+                  "split_protocol": "held-out users: each valid/test line is a user unseen in training; "
+                                    "its last item is the target"}
+    ds.card = dataset_card(ds, source="llmcdsr", synthetic=False, provenance=provenance, skipped=skipped)
+    return ds
