@@ -14,6 +14,7 @@ its `.part` file (run again to resume); a size or checksum mismatch deletes the 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
 import sys
@@ -103,7 +104,7 @@ def _attempt(url: str, part: Path, config: DownloadConfig, progress: bool) -> in
                 while True:
                     try:
                         block = response.read(config.chunk_bytes)
-                    except (OSError, ValueError) as e:  # connection reset / incomplete read mid-transfer
+                    except (OSError, ValueError, http.client.HTTPException) as e:  # connection reset / incomplete read mid-transfer
                         raise DownloadError(f"{url}: transfer interrupted after {written} bytes ({e}); "
                                             f"the partial file {part} is kept: run again to resume", retryable=True) from None
                     if not block:
