@@ -127,8 +127,8 @@ def iter_records(path: Path, syntax: str, *, on_bad_line: str = "error", bad: Ba
     parse = json.loads if syntax == "json" else ast.literal_eval
     expected = "one JSON object per line" if syntax == "json" else "one Python dict literal per line"
     with open_text(path) as f:
-        for n, line in enumerate(tqdm(f, desc=desc or path.name, unit=" lines", disable=not progress,
-                                      mininterval=1.0), 1):
+        lines = tqdm(f, desc=desc or path.name, unit=" lines", mininterval=1.0) if progress else f
+        for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
@@ -256,7 +256,7 @@ def read_metadata(path: Path, wanted: dict[str, int], syntax: str, *, on_bad_lin
     from tqdm.auto import tqdm
 
     with open_text(path) as f:
-        for n, line in enumerate(tqdm(f, desc=path.name, unit=" lines", disable=not progress, mininterval=1.0), 1):
+        for n, line in enumerate(tqdm(f, desc=path.name, unit=" lines", mininterval=1.0) if progress else f, 1):
             if not line.strip():
                 continue
             lines += 1
@@ -440,7 +440,7 @@ def import_amazon(data_dir: str | Path | None, domain_pair: str = "movie_book", 
         "files": {str(_shown(p)): {"category": c, "release": r, **file_provenance(p)}
                   for c, reviews, meta, r, _s in files for p in (reviews, meta)},
         "config": config.as_dict(), "split": split.as_dict(),
-        "split_protocol": _protocol_text(split),
+        "split_protocol": split.describe(),
     }
     ds.card = dataset_card(ds, source="amazon", synthetic=False, provenance=provenance, skipped=skipped)
     ds.card["filtering"] = {
@@ -459,9 +459,3 @@ def _shown(path: Path) -> str:
     except ValueError:
         return str(path)
 
-
-def _protocol_text(split: SplitConfig) -> str:
-    if split.split_protocol == "leave_one_out":
-        return ("leave-one-out per user: train s[:-2], valid s[:-1] (target s[-2]), test s (target s[-1])")
-    return (f"held-out users: {split.valid_share:.0%} valid and {split.test_share:.0%} test users (seed "
-            f"{split.seed}), each a whole sequence whose last item is the target")

@@ -235,7 +235,7 @@ def import_recbole(data_dir: str | Path, domain_pair: str = "food_kitchen", *, d
         space = ItemSpace(int((items["domain"] == pair.x).sum()), int((items["domain"] == pair.y).sum()))
         sequences, split_skipped = split_sequences(_user_sequences(merged, merged["_g"].to_numpy()), space, split)
         skipped.update(split_skipped)
-        files, protocol = [p for f in folders for p in sorted(f.iterdir()) if p.is_file()], split.as_dict()
+        files, protocol = [p for f in folders for p in sorted(f.iterdir()) if p.is_file()], split.describe()
     else:
         name = dataset or pair.name
         folder = data_dir / name if (data_dir / name).is_dir() else data_dir
@@ -253,13 +253,14 @@ def import_recbole(data_dir: str | Path, domain_pair: str = "food_kitchen", *, d
         bench = {s: folder / f"{name}.{s}.inter" for s in SPLITS}
         if all(p.is_file() for p in bench.values()):
             sequences, skipped = _from_benchmark_files(bench, token_id, space)
-            protocol = "from RecBole benchmark files (.train/.valid/.test.inter)"
+            protocol = ("as in the RecBole benchmark files (.train/.valid/.test.inter): a user's valid row extends its "
+                        "train part, its test row its valid part; the last item of each is the target")
         else:
             inter_path = folder / f"{name}.inter"
             inter = read_atomic(inter_path, ("user_id", "item_id"))
             sequences, skipped = split_sequences(_user_sequences(inter, _global_ids(inter, token_id, inter_path)),
                                                  space, split)
-            protocol = split.as_dict()
+            protocol = split.describe()
         files = [p for p in sorted(folder.iterdir()) if p.is_file()]
     ds = CrossDomainDataset(pair, items, sequences)
     provenance = {"format": "recbole", "folder": os.path.relpath(data_dir.resolve(), project_root()),

@@ -42,6 +42,13 @@ class SplitConfig:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def describe(self) -> str:
+        """One line for the dataset card and the notebook."""
+        if self.split_protocol == "leave_one_out":
+            return "leave-one-out per user: train s[:-2], valid s[:-1] (target s[-2]), test s (target s[-1])"
+        return (f"held-out users: {self.valid_share:.0%} valid and {self.test_share:.0%} test users (seed {self.seed}), "
+                f"each a whole sequence whose last item is the target")
+
 
 # one user's chronological sequence: (user name, global item ids, timestamps or None)
 UserSequence = tuple[str, np.ndarray, "np.ndarray | None"]
