@@ -42,6 +42,7 @@ _API = {
     "generate_synthetic": "llmemf_lite.data.synthetic",
     "plot_sequence_lengths": "llmemf_lite.plots",
     "plot_item_gallery": "llmemf_lite.plots",
+    "plot_learning_curves": "llmemf_lite.plots",
     "run_pipeline": "llmemf_lite.pipeline",
     "project_root": "llmemf_lite.paths",
     "results_dir": "llmemf_lite.paths",

@@ -70,3 +70,27 @@ def plot_item_gallery(ds, path: str | Path, per_domain: int = 6, seed: int = 0) 
     out = _save(fig, path)
     plt.close(fig)
     return out
+
+
+def plot_learning_curves(history, path: str | Path, title: str = "") -> Path:
+    """Validation score per epoch, one line per variant (mean over seeds, band = min..max), best epochs marked."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    for i, (label, rows) in enumerate(history.groupby("label", sort=False)):
+        colour = plt.cm.tab10(i % 10)
+        g = rows.groupby("epoch")["valid_score"]
+        mean = g.mean()
+        ax.plot(mean.index, mean.values, color=colour, label=label, linewidth=1.8)
+        if rows["seed"].nunique() > 1:
+            ax.fill_between(mean.index, g.min().values, g.max().values, color=colour, alpha=0.15)
+        best = mean.idxmax()
+        ax.plot([best], [mean[best]], "o", color=colour)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation NDCG@10 (sampled, mean of domains)")
+    ax.set_title(f"Learning curves {title}".strip())
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    out = _save(fig, path)
+    plt.close(fig)
+    return out

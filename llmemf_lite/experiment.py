@@ -1,0 +1,227 @@
+"""Experiments: train and test a list of model variants over several seeds on one dataset, with one protocol, and
+write everything a reader needs to check the numbers.
+
+A variant (`RunSpec`) is a label, a model name from `models.MODELS`, config overrides, and which item features it
+reads (text encoder and text source). Ablations are lists of variants of the one LLM-EMF class (`ablation_specs`).
+
+Written to results/<experiment>/<pair>_<source>/:
+  metrics.csv   one row per (variant, seed, protocol, domain): MRR, NDCG@5/10, HR@1/5/10 and the best epoch
+  ranks.csv.gz  one row per (variant, seed, protocol, test case): target, domain, greater, ties; every metric can
+                be recomputed from these with `evaluate.expected_rank_metrics`
+  history.csv   per (variant, seed, epoch): training loss, validation scores, sequences/s
+  summary.md    the table mean ± std over seeds
+Checkpoints and candidates live in artifacts/ (git-ignored); re-running an experiment resumes finished and
+half-finished runs instead of training them again.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .batching import evaluation_views, training_views
+from .evaluate import METRICS, EvalConfig, evaluate_ranking, load_candidates, sample_candidates, summarize
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    label: str
+    model: str
+    overrides: dict = field(default_factory=dict)
+    text_encoder: str = "minilm"      # "minilm" | "clip"
+    text_source: str = "enriched"     # "enriched" | "title"
+
+    @property
+    def uses_features(self) -> bool:
+        return self.model == "llmemf" and (self.overrides.get("use_text", True) or self.overrides.get("use_image", True))
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "04_train"
+    domain_pair: str = "food_kitchen"
+    source: str = "synthetic"
+    data_dir: str | None = None
+    seeds: tuple = (0, 1, 2)
+    epochs: int = 20
+    patience: int = 3
+    batch_size: int = 128
+    max_len: int = 50
+    device: str = "cpu"
+    candidates_file: str | None = None   # load test candidates from another codebase instead of sampling them
+    progress: bool = True
+
+
+def default_specs(models, text_encoder: str = "minilm", text_source: str = "enriched") -> list[RunSpec]:
+    return [RunSpec(m, m, {}, text_encoder, text_source) for m in models]
+
+
+def ablation_specs(text_encoder: str = "minilm", text_source: str = "enriched") -> list[RunSpec]:
+    """The paper's ablation study, each a config switch of the one LLM-EMF class."""
+    te, ts = text_encoder, text_source
+    return [RunSpec("LLM-EMF (full)", "llmemf", {}, te, ts),
+            RunSpec("w/o image", "llmemf", {"use_image": False}, te, ts),
+            RunSpec("w/o text", "llmemf", {"use_text": False}, te, ts),
+            RunSpec("w/o LLM enrichment (titles)", "llmemf", {}, te, "title"),
+            RunSpec("w/o cross-domain attention", "llmemf", {"cross_domain": False}, te, ts),
+            RunSpec("ID only", "llmemf", {"use_image": False, "use_text": False}, te, ts),
+            RunSpec("CLIP text instead of MiniLM", "llmemf", {}, "clip" if te == "minilm" else "minilm", ts),
+            RunSpec("score-level fusion", "llmemf", {"fusion": "score"}, te, ts)]
+
+
+def load_item_features(ds, spec: RunSpec, progress: bool = True):
+    """The frozen item features a variant reads: image (CLIP) and text (`spec.text_encoder` over
+    `spec.text_source`). Returns (ItemFeatures, notes); a modality the dataset lacks entirely is left out and
+    noted, and the variant then runs without it."""
+    from .embed import EmbedConfig, item_embeddings
+    from .models import ItemFeatures
+
+    features, notes = ItemFeatures(), {}
+    if spec.overrides.get("use_image", True):
+        img = item_embeddings(ds, "image", EmbedConfig(encoder="clip"), progress=progress)
+        if img.mask.any():
+            features.add("image", img.vectors, img.mask)
+        notes["image"] = img.manifest.get("weights_note", img.manifest.get("weights", "")) if img.mask.any() \
+            else "no item has an image: image channel off"
+    if spec.overrides.get("use_text", True):
+        txt = item_embeddings(ds, "text", EmbedConfig(encoder=spec.text_encoder, text_source=spec.text_source),
+                              progress=progress)
+        features.add("text", txt.vectors, txt.mask)
+        notes["text"] = f"{spec.text_encoder} over {spec.text_source}"
+    return features, notes
+
+
+def _model_overrides(spec: RunSpec, features, cfg: ExperimentConfig) -> dict:
+    overrides = {"max_len": cfg.max_len, **spec.overrides}
+    if spec.model == "llmemf":
+        for m in ("image", "text"):
+            if overrides.get(f"use_{m}", True) and (features is None or m not in features.vectors):
+                overrides[f"use_{m}"] = False
+    return overrides
+
+
+def results_folder(cfg: ExperimentConfig) -> Path:
+    from .paths import results_dir
+
+    return results_dir() / cfg.name / f"{cfg.domain_pair}_{cfg.source}"
+
+
+def run_experiment(cfg: ExperimentConfig, specs: list[RunSpec]) -> dict[str, pd.DataFrame]:
+    """Train and test every (variant, seed); write results/; return the metrics, ranks and history frames."""
+    import torch
+
+    from .data.build import build_dataset, dataset_folder
+    from .models import build_model
+    from .paths import artifacts_dir
+    from .train import TrainConfig, train_model
+
+    ds = build_dataset(cfg.domain_pair, cfg.source, cfg.data_dir)
+    space, names = ds.space, ds.pair.domains
+    train_seqs = list(ds.split("train")["items"])
+    train_views = training_views(train_seqs, space, cfg.max_len)
+    valid_views, valid_targets = evaluation_views(list(ds.split("valid")["items"]), space, cfg.max_len)
+    test_views, test_targets = evaluation_views(list(ds.split("test")["items"]), space, cfg.max_len)
+    eval_cfg = EvalConfig()
+    run_root = artifacts_dir() / "runs" / dataset_folder(cfg.domain_pair, cfg.source, cfg.data_dir).name
+    run_root.mkdir(parents=True, exist_ok=True)
+    # the candidates are fixed by a seed and saved, so every model is scored on the very same ones
+    valid_cands = _fixed_candidates(run_root / "valid_candidates.npy", valid_targets, space, eval_cfg.candidate_seed)
+    test_cands = (load_candidates(cfg.candidates_file, test_targets, space) if cfg.candidates_file else
+                  _fixed_candidates(run_root / "test_candidates.npy", test_targets, space, eval_cfg.candidate_seed + 1))
+
+    metrics, ranks, histories, notes = [], [], [], {}
+    feature_cache: dict = {}
+    for spec in specs:
+        features = None
+        if spec.uses_features:
+            key = (spec.text_encoder, spec.text_source, spec.overrides.get("use_image", True),
+                   spec.overrides.get("use_text", True))
+            if key not in feature_cache:
+                feature_cache[key] = load_item_features(ds, spec, cfg.progress)
+            features, notes[spec.label] = feature_cache[key]
+        overrides = _model_overrides(spec, features, cfg)
+        for seed in cfg.seeds:
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            if spec.model == "pop":
+                model, best_epoch = build_model("pop", space).fit(train_seqs), 0
+            else:
+                model = build_model(spec.model, space, features, **overrides)
+                run_dir = run_root / _slug(spec) / f"seed{seed}"
+                tcfg = TrainConfig(epochs=cfg.epochs, patience=cfg.patience, batch_size=cfg.batch_size, seed=seed,
+                                   device=cfg.device, progress=cfg.progress)
+                result = train_model(model, train_views, valid_views, valid_targets, valid_cands, space, names,
+                                     tcfg, run_dir, eval_cfg)
+                best_epoch = result.best_epoch
+                histories.append(result.history.assign(label=spec.label, seed=seed))
+            from .train import resolve_device
+            cases = evaluate_ranking(model, test_views, test_targets, space, test_cands, eval_cfg,
+                                     resolve_device(cfg.device) if spec.model != "pop" else "cpu")
+            ranks.append(cases[["protocol", "case", "target", "domain", "greater", "ties"]]
+                         .assign(label=spec.label, seed=seed))
+            metrics.append(summarize(cases, names).assign(label=spec.label, seed=seed, best_epoch=best_epoch))
+    out = {"metrics": pd.concat(metrics, ignore_index=True), "ranks": pd.concat(ranks, ignore_index=True),
+           "history": pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()}
+    _write(cfg, specs, out, notes)
+    return out
+
+
+def _slug(spec: RunSpec) -> str:
+    ident = json.dumps([spec.model, spec.overrides, spec.text_encoder, spec.text_source], sort_keys=True)
+    import hashlib
+
+    return f"{spec.model}-{hashlib.sha256(ident.encode()).hexdigest()[:10]}"
+
+
+def _fixed_candidates(path: Path, targets, space, seed: int) -> np.ndarray:
+    if path.is_file():
+        cands = np.load(path)
+        if cands.shape[0] == len(targets):
+            return cands
+    cands = sample_candidates(targets, space, EvalConfig().n_negatives, seed)
+    np.save(path, cands)
+    return cands
+
+
+def mean_std_table(metrics: pd.DataFrame, protocol: str, columns=METRICS) -> pd.DataFrame:
+    """Mean ± std over seeds per (variant, domain), as strings; the variants keep their given order."""
+    rows = metrics[metrics["protocol"] == protocol]
+    order = list(dict.fromkeys(rows["label"]))
+    g = rows.groupby(["label", "domain"], sort=False)[list(columns)]
+    mean, std = g.mean(), g.std(ddof=0).fillna(0.0)
+    table = mean.map(lambda v: f"{v:.4f}") + " ± " + std.map(lambda v: f"{v:.4f}")
+    table = table.reset_index()
+    table["label"] = pd.Categorical(table["label"], order)
+    return table.sort_values(["domain", "label"]).set_index(["domain", "label"])
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A GitHub Markdown table (pandas' to_markdown needs the tabulate package, which we do not depend on)."""
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def _write(cfg: ExperimentConfig, specs, out: dict, notes: dict) -> None:
+    folder = results_folder(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    cols = ["label", "seed", "protocol", "domain", "cases", *METRICS, "best_epoch"]
+    out["metrics"][cols].to_csv(folder / "metrics.csv", index=False, float_format="%.6f")
+    out["ranks"].to_csv(folder / "ranks.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
+    if len(out["history"]):
+        hist = out["history"].drop(columns=["seconds", "sequences_per_s"])   # timings vary run to run
+        hist.to_csv(folder / "history.csv", index=False, float_format="%.6f")
+    lines = [f"# {cfg.name}: {cfg.domain_pair} ({cfg.source}), seeds {list(cfg.seeds)}", "",
+             "Mean ± std over seeds; test cases of held-out users; best epoch chosen on validation NDCG@10 "
+             "(sampled protocol).", ""]
+    for protocol, title in (("sampled", "1 target + 999 sampled negatives of its domain (the paper's protocol)"),
+                            ("full", "full ranking over every item of the target's domain")):
+        lines += [f"## {title}", "", markdown_table(mean_std_table(out["metrics"], protocol).reset_index()), ""]
+    lines += ["## Variants", ""] + [f"- **{s.label}**: model `{s.model}`, overrides `{s.overrides}`"
+                                    + (f", features: {notes[s.label]}" if s.label in notes else "") for s in specs]
+    lines += ["", f"Configuration: `{json.dumps(asdict(cfg), default=str)}`", ""]
+    (folder / "summary.md").write_text("\n".join(lines))

@@ -1,0 +1,47 @@
+"""The models: LLM-EMF and its baselines, built by name from one registry (`build_model`)."""
+from __future__ import annotations
+
+from dataclasses import fields, replace
+
+from ..data.dataset import ItemSpace
+from .gru4rec import GRU4Rec
+from .items import ItemFeatures
+from .llmemf import LLMEMF, LLMEMFConfig
+from .popularity import Popularity
+from .sasrec import SASRec
+from .sequential import SequentialConfig
+
+# name -> (what it is, builder(space, features, overrides))
+MODELS = {
+    "pop": "popularity in the target's domain",
+    "gru4rec": "GRU4Rec on the merged sequence",
+    "gru4rec_domain": "GRU4Rec per domain",
+    "sasrec": "SASRec on the merged sequence",
+    "sasrec_domain": "SASRec per domain",
+    "llmemf": "LLM-EMF (ID + image + text, cross-domain multiple attention)",
+}
+
+
+def _with(config, overrides: dict):
+    names = {f.name for f in fields(config)}
+    unknown = set(overrides) - names
+    if unknown:
+        raise ValueError(f"unknown settings {sorted(unknown)} for {type(config).__name__}; known: {sorted(names)}")
+    return replace(config, **overrides)
+
+
+def build_model(name: str, space: ItemSpace, features: ItemFeatures | None = None, **overrides):
+    if name == "pop":
+        return Popularity(space)
+    if name in ("sasrec", "sasrec_domain", "gru4rec", "gru4rec_domain"):
+        base = SequentialConfig(view="domain" if name.endswith("_domain") else "mixed",
+                                n_blocks=1 if name.startswith("gru") else 2)
+        config = _with(base, overrides)
+        return (SASRec if name.startswith("sasrec") else GRU4Rec)(space, config)
+    if name == "llmemf":
+        return LLMEMF(space, _with(LLMEMFConfig(), overrides), features)
+    raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
+
+
+__all__ = ["MODELS", "build_model", "ItemFeatures", "LLMEMF", "LLMEMFConfig", "SASRec", "GRU4Rec", "Popularity",
+           "SequentialConfig"]

@@ -1,0 +1,84 @@
+"""Sequence-encoder building blocks shared by SASRec, GRU4Rec and LLM-EMF: attention blocks with explicit masks
+(and a hook that records their weights), a causal transformer encoder, a GRU encoder.
+
+Masks are boolean "may attend" tensors [B, Lq, Lk]. A query that may attend to nothing (a padding position, or an
+item older than the merged window) gets a zero output instead of the NaN a softmax over nothing would give.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class AttentionBlock(nn.Module):
+    """Pre-LayerNorm attention + position-wise feed-forward (SASRec's block), self- or cross-attention.
+
+    Set `record = True` to keep the last forward's attention weights (averaged over heads) in `last_weights`
+    [B, Lq, Lk]: the documented hook the attention-visualisation notebook reads."""
+
+    def __init__(self, d: int, n_heads: int, dropout: float):
+        super().__init__()
+        self.ln_q, self.ln_kv, self.ln_ff = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+        self.attn = nn.MultiheadAttention(d, n_heads, dropout=dropout, batch_first=True)
+        self.ff = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Dropout(dropout), nn.Linear(d, d))
+        self.drop = nn.Dropout(dropout)
+        self.n_heads = n_heads
+        self.record = False
+        self.last_weights: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        has_key = allowed.any(-1, keepdim=True)                         # [B, Lq, 1]
+        # give key-less queries one harmless key so softmax is finite; their output is zeroed below
+        safe = allowed | (~has_key & (torch.arange(allowed.shape[-1], device=x.device) == 0))
+        mask = (~safe).repeat_interleave(self.n_heads, dim=0)          # True = blocked, per head
+        q = self.ln_q(x)
+        kv = q if context is None else self.ln_kv(context)
+        out, weights = self.attn(q, kv, kv, attn_mask=mask, need_weights=self.record)
+        if self.record:
+            self.last_weights = (weights * has_key).detach()
+        x = x + self.drop(out) * has_key
+        return x + self.drop(self.ff(self.ln_ff(x)))
+
+
+def causal_allowed(valid: torch.Tensor) -> torch.Tensor:
+    """[B, L] validity -> [B, L, L]: position i may attend to valid positions j <= i."""
+    L = valid.shape[1]
+    tri = torch.ones(L, L, dtype=torch.bool, device=valid.device).tril()
+    return tri[None] & valid[:, None, :] & valid[:, :, None]
+
+
+class CausalTransformer(nn.Module):
+    """SASRec's encoder: learned positions + `n_blocks` causal self-attention blocks + final LayerNorm."""
+
+    def __init__(self, d: int, n_blocks: int, n_heads: int, dropout: float, max_len: int):
+        super().__init__()
+        self.pos = nn.Embedding(max_len, d)
+        self.blocks = nn.ModuleList(AttentionBlock(d, n_heads, dropout) for _ in range(n_blocks))
+        self.drop, self.ln = nn.Dropout(dropout), nn.LayerNorm(d)
+        self.max_len = max_len
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        # Positions count back from the most recent item (left padding), so a batch trimmed to its longest
+        # sequence uses the same position embeddings as an untrimmed one.
+        L = x.shape[1]
+        x = self.drop(x + self.pos(torch.arange(self.max_len - L, self.max_len, device=x.device))[None])
+        x = x * valid[..., None]
+        allowed = causal_allowed(valid)
+        for block in self.blocks:
+            x = block(x, allowed) * valid[..., None]
+        return self.ln(x)
+
+
+class GRUEncoder(nn.Module):
+    """GRU4Rec's encoder: a GRU over the (left-padded) sequence; output at each position."""
+
+    def __init__(self, d: int, n_layers: int, dropout: float):
+        super().__init__()
+        self.gru = nn.GRU(d, d, num_layers=n_layers, batch_first=True, dropout=dropout if n_layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        # Left padding with zero inputs: the GRU state before the first real item stays a function of zeros only,
+        # identical for every sequence, so padding carries no information.
+        out, _ = self.gru(self.drop(x) * valid[..., None])
+        return out * valid[..., None]

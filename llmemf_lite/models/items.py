@@ -1,0 +1,74 @@
+"""Item representations: a learnable ID embedding plus frozen content vectors (image, text) projected to the model
+width. Items lacking a modality are masked: their projected vector is not added (not a zero-scored vector).
+
+`ItemFeatures` is what the embedding stage hands the model: per modality a float32 matrix [n_items, e] and a
+boolean mask [n_items]. The frozen matrices live in buffers (saved with checkpoints, never trained).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+MODALITIES = ("image", "text")
+
+
+@dataclass
+class ItemFeatures:
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)   # modality -> [n_items, e] float32
+    masks: dict[str, np.ndarray] = field(default_factory=dict)     # modality -> [n_items] bool
+
+    def add(self, modality: str, vectors: np.ndarray, mask: np.ndarray) -> "ItemFeatures":
+        if modality not in MODALITIES:
+            raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
+        if len(vectors) != len(mask):
+            raise ValueError(f"{modality}: {len(vectors)} vectors but {len(mask)} mask entries")
+        self.vectors[modality], self.masks[modality] = np.asarray(vectors, np.float32), np.asarray(mask, bool)
+        return self
+
+
+class ContentProjection(nn.Module):
+    """One frozen modality: buffer [n_items + 1, e] (the PAD row zero) -> Linear -> width d, masked."""
+
+    def __init__(self, vectors: np.ndarray, mask: np.ndarray, d: int, dropout: float):
+        super().__init__()
+        pad_row = np.zeros((1, vectors.shape[1]), np.float32)
+        self.register_buffer("vectors", torch.from_numpy(np.concatenate([vectors, pad_row])))
+        self.register_buffer("mask", torch.from_numpy(np.concatenate([mask, [False]])))
+        self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(vectors.shape[1], d))
+
+    def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m = self.mask[ids]
+        return self.proj(self.vectors[ids]) * m[..., None], m
+
+
+class IDEmbedding(nn.Module):
+    def __init__(self, n_items: int, d: int):
+        super().__init__()
+        self.table = nn.Embedding(n_items + 1, d, padding_idx=n_items)
+        nn.init.normal_(self.table.weight, std=0.02)
+        with torch.no_grad():
+            self.table.weight[n_items].zero_()
+
+    def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.table(ids), torch.ones_like(ids, dtype=torch.bool)
+
+
+def item_channels(n_items: int, d: int, features: ItemFeatures | None, *, use_id: bool, use_image: bool,
+                  use_text: bool, dropout: float) -> nn.ModuleDict:
+    """The item channels a model uses: "id", "image", "text", each a module ids -> (vectors [.., d], mask [..])."""
+    channels = nn.ModuleDict()
+    if use_id:
+        channels["id"] = IDEmbedding(n_items, d)
+    for name, wanted in (("image", use_image), ("text", use_text)):
+        if not wanted:
+            continue
+        if features is None or name not in features.vectors:
+            raise ValueError(f"the model is configured to use {name} but no {name} features were given "
+                             f"(pass ItemFeatures with {name!r}, or switch use_{name} off)")
+        channels[name] = ContentProjection(features.vectors[name], features.masks[name], d, dropout)
+    if not channels:
+        raise ValueError("a model needs at least one item channel (id, image or text)")
+    return channels

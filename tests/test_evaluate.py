@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+import torch
+
+from llmemf_lite.data.dataset import ItemSpace
+from llmemf_lite.evaluate import (METRICS, count_greater_and_ties, expected_rank_metrics, load_candidates,
+                                  sample_candidates)
+
+SPACE = ItemSpace(1200, 1500)
+
+
+def test_exact_metrics_without_ties():
+    m = expected_rank_metrics(np.array([0, 1, 4, 9, 10]), np.zeros(5, int))
+    np.testing.assert_allclose(m["HR@1"], [1, 0, 0, 0, 0])
+    np.testing.assert_allclose(m["HR@5"], [1, 1, 1, 0, 0])
+    np.testing.assert_allclose(m["HR@10"], [1, 1, 1, 1, 0])
+    np.testing.assert_allclose(m["MRR"], [1, 1 / 2, 1 / 5, 1 / 10, 1 / 11])
+    np.testing.assert_allclose(m["NDCG@10"], [1, 1 / np.log2(3), 1 / np.log2(6), 1 / np.log2(11), 0])
+    np.testing.assert_allclose(m["NDCG@5"], [1, 1 / np.log2(3), 1 / np.log2(6), 0, 0])
+
+
+def test_all_tied_model_gets_chance_not_perfect():
+    # a constant model: the target ties with all 999 candidates
+    m = expected_rank_metrics(np.array([0]), np.array([999]))
+    assert m["HR@1"][0] == pytest.approx(1 / 1000)
+    assert m["HR@10"][0] == pytest.approx(10 / 1000)
+    assert m["MRR"][0] == pytest.approx(np.mean(1 / np.arange(1, 1001)))
+    assert m["NDCG@10"][0] == pytest.approx(np.sum(1 / np.log2(np.arange(10) + 2)) / 1000)
+
+
+def test_ties_average_over_positions():
+    # 2 candidates above, 3 tied: rank uniform on {2,3,4,5}
+    m = expected_rank_metrics(np.array([2]), np.array([3]))
+    assert m["HR@5"][0] == pytest.approx(3 / 4)
+    assert m["MRR"][0] == pytest.approx(np.mean([1 / 3, 1 / 4, 1 / 5, 1 / 6]))
+    assert set(m) == set(METRICS)
+
+
+def test_counting_on_scores_sampled_and_full():
+    scores = torch.tensor([[0.5, 0.9, 0.5, 0.1, 0.5, 0.7]])
+    target = torch.tensor([0])
+    g, t = count_greater_and_ties(scores, target, candidates=torch.tensor([[1, 2, 3]]))
+    assert (int(g), int(t)) == (1, 1)
+    mask = torch.tensor([[True, True, True, True, False, False]])   # items 4, 5 are of the other domain
+    g, t = count_greater_and_ties(scores, target, domain_mask=mask)
+    assert (int(g), int(t)) == (1, 1)                              # item 2 ties; the target is not its own tie
+
+
+def test_sampled_candidates_are_in_domain_fixed_and_exclude_target():
+    targets = np.array([0, 5, 1199, 1200, 2699, 1700])
+    a = sample_candidates(targets, SPACE, 999, seed=7)
+    b = sample_candidates(targets, SPACE, 999, seed=7)
+    assert a.shape == (6, 999) and np.array_equal(a, b)
+    assert not (a == targets[:, None]).any()
+    assert all(len(set(row)) == 999 for row in a)
+    dom = SPACE.domain_of(a)
+    assert (dom[:3] == 0).all() and (dom[3:] == 1).all()
+    assert not np.array_equal(a, sample_candidates(targets, SPACE, 999, seed=8))
+    with pytest.raises(ValueError, match="cannot sample 999"):
+        sample_candidates(np.array([0]), ItemSpace(500, 2000), 999, seed=0)
+
+
+def test_candidates_from_another_codebase(tmp_path):
+    targets = np.array([3, 1300])
+    good = sample_candidates(targets, SPACE, 999, seed=1)
+    np.save(tmp_path / "c.npy", good)
+    assert np.array_equal(load_candidates(tmp_path / "c.npy", targets, SPACE), good)
+    np.savetxt(tmp_path / "c.txt", good, fmt="%d")
+    assert np.array_equal(load_candidates(tmp_path / "c.txt", targets, SPACE), good)
+    bad = good.copy()
+    bad[1, 5] = 10                     # a food item among a kitchen target's candidates
+    np.save(tmp_path / "bad.npy", bad)
+    with pytest.raises(ValueError, match="row 1 has candidates outside the target's domain"):
+        load_candidates(tmp_path / "bad.npy", targets, SPACE)
+    bad = good.copy()
+    bad[0, 0] = 3
+    np.save(tmp_path / "self.npy", bad)
+    with pytest.raises(ValueError, match="row 0 lists its own target"):
+        load_candidates(tmp_path / "self.npy", targets, SPACE)
+    with pytest.raises(ValueError, match="expected \\(2, n_negatives\\)"):
+        np.save(tmp_path / "short.npy", good[:1])
+        load_candidates(tmp_path / "short.npy", targets, SPACE)
