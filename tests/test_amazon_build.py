@@ -69,7 +69,7 @@ def test_notebook_01_runs_on_amazon_c2dsr_and_recbole(tmp_path, monkeypatch):
     ds = build_dataset("movie_book", "amazon", raw, k_core=2, progress=False)
     export_c2dsr(ds, tmp_path / "c2dsr")
     export_recbole(ds, tmp_path / "recbole")
-    runs = {"amazon": {"data_dir": str(raw), "k_core": 2, "release": "2014"},
+    runs = {"amazon": {"data_dir": str(raw), "k_core": 2, "release": 2014},  # an int, as `-p release 2014` gives
             "c2dsr": {"data_dir": str(tmp_path / "c2dsr")},
             "recbole": {"data_dir": str(tmp_path / "recbole")}}
     for source, params in runs.items():

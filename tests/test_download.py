@@ -87,3 +87,15 @@ def test_amazon_urls_and_download_from_a_mirror(server, tmp_path):
     from llmemf_lite.data.errors import DataFormatError
     with pytest.raises(DataFormatError, match="unknown category 'Bookz'"):
         download_amazon(["Bookz"], "2014", tmp_path, base_url=server.base + "/mirror/", progress=False)
+
+
+def test_command_line_downloads_a_pair(server, tmp_path, capsys):
+    from llmemf_lite.data.download import main
+
+    for name in ("reviews_Movies_and_TV_5.json.gz", "meta_Movies_and_TV.json.gz", "reviews_Books_5.json.gz",
+                 "meta_Books.json.gz"):
+        server.files[f"/m/{name}"] = name.encode()
+    assert main(["--pair", "movie_book", "--dir", str(tmp_path), "--base-url", server.base + "/m/"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["meta_Books.json.gz", "meta_Movies_and_TV.json.gz",
+                                                          "reviews_Books_5.json.gz", "reviews_Movies_and_TV_5.json.gz"]
+    assert "reviews_Books_5.json.gz" in capsys.readouterr().out

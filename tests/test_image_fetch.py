@@ -77,3 +77,23 @@ def test_needs_a_folder(served_dataset):
     ds.folder = None
     with pytest.raises(ValueError, match="no folder"):
         fetch_item_images(ds, progress=False)
+
+
+def test_build_dataset_fetches_amazon_images_into_the_dataset_folder(tmp_path, artifacts):
+    from test_amazon_import import TITLES, write_release
+
+    from llmemf_lite.data.build import build_dataset
+
+    with LoopbackServer() as server:
+        for asin in TITLES:
+            server.files[f"/i/{asin}.jpg"] = image_bytes("JPEG", "white")
+        del server.files["/i/b2.jpg"]                                          # one image is gone from the host
+        meta = [[repr({"asin": a, "title": TITLES[a], "imUrl": f"{server.base}/i/{a}.jpg"}) for a in TITLES
+                 if (a[0] == "m") == (d == 0)] for d in (0, 1)]
+        raw = write_release(tmp_path / "raw", meta=tuple(meta))
+        ds = build_dataset("movie_book", "amazon", raw, k_core=2, fetch_images=True, progress=False)
+        assert ds.card["images"]["fetched"] == 4 and ds.card["images"]["failed"] == 1
+        assert all(Path(ds.image_location(i)).is_file() for i in range(4))
+        assert str(ds.image_location(0)).startswith(str(artifacts))          # inside the dataset folder
+        again = build_dataset("movie_book", "amazon", raw, k_core=2, fetch_images=True, progress=False)
+        assert again.card["images"]["cached"] == 4 and again.card["images"]["failed"] == 1

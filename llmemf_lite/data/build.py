@@ -53,6 +53,8 @@ def source_options(source: str, params: dict, amazon=None, split=None) -> dict:
     unknown = sorted(set(params) - every)
     if unknown:  # a name no source takes is a typo; one that another source takes is ignored (notebooks pass all)
         raise TypeError(f"unknown dataset parameter(s) {unknown}; sources take {sorted(every)}")
+    if "release" in params:  # `-p release 2014` arrives as an int from papermill and the pipeline
+        params["release"] = str(params["release"])
     for name in ("review_files", "meta_files"):  # relative paths are taken from the project root, like data_dir
         if name in params:
             params[name] = tuple(str(resolve(p)) for p in params[name])

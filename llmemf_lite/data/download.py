@@ -6,7 +6,7 @@ file into place atomically, so a file at `dest` is always complete. `amazon_urls
 public Amazon review files of the 2014 and 2018 releases. What it is not: a parser of what it downloads
 (`amazon.py`) or an image fetcher (`images.py`, many small files, failures tolerated).
 
-    python -m llmemf_lite.data.download --pair movie_book --release 2014 --dir data/amazon
+    python -m llmemf_lite.data.download --pair movie_book --release 2014   # -> artifacts/raw/amazon
 
 Failures are errors that say what happened and what to do: a 404 names the URL; a transfer that ends early keeps
 its `.part` file (run again to resume); a size or checksum mismatch deletes the bad file.
@@ -210,13 +210,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pair", help="a registered domain pair; downloads its two Amazon categories")
     ap.add_argument("--categories", nargs="*", default=[], help="Amazon category names (instead of --pair)")
     ap.add_argument("--release", choices=("2014", "2018"), default="2014")
-    ap.add_argument("--dir", default="data/amazon", help="where the files go (relative paths: from the project root)")
+    ap.add_argument("--dir", default=None, help="where the files go (default: artifacts/raw/amazon, where "
+                    "build_dataset(source='amazon') looks; relative paths are taken from the project root)")
     ap.add_argument("--base-url", default=None, help="a mirror holding the files side by side")
     args = ap.parse_args(argv)
     categories = list(args.categories) or (list(get_pair(args.pair).amazon_categories) if args.pair else [])
     if not categories:
         ap.error("give --pair or --categories")
-    for path in download_amazon(categories, args.release, resolve(args.dir), base_url=args.base_url):
+    from .build import default_amazon_dir
+
+    folder = resolve(args.dir) if args.dir else default_amazon_dir()
+    for path in download_amazon(categories, args.release, folder, base_url=args.base_url):
         print(f"{path}  {path.stat().st_size:,} bytes")
     return 0
 
