@@ -48,7 +48,7 @@ class ExperimentConfig:
     seeds: tuple = (0, 1, 2)
     epochs: int = 20
     patience: int = 3
-    batch_size: int = 128
+    batch_size: int = 64
     max_len: int = 50
     device: str = "cpu"
     candidates_file: str | None = None   # load test candidates from another codebase instead of sampling them

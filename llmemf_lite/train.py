@@ -30,8 +30,8 @@ from .evaluate import EvalConfig, evaluate_ranking, summarize
 @dataclass
 class TrainConfig:
     epochs: int = 20
-    batch_size: int = 128
-    lr: float = 1e-3
+    batch_size: int = 64
+    lr: float = 2e-3
     weight_decay: float = 0.01
     patience: int = 3              # epochs without a better validation score before stopping
     select_on: tuple = ("sampled", "NDCG@10")

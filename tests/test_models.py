@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+import torch
+
+from llmemf_lite.batching import evaluation_views
+from llmemf_lite.models import MODELS, build_model
+from tests.helpers_small import ground_truth_features, small_world
+
+VARIANTS = [("sasrec", {}), ("sasrec_domain", {}), ("gru4rec", {}), ("gru4rec_domain", {}),
+            ("llmemf", {}), ("llmemf", {"fusion": "score"}), ("llmemf", {"cross_domain": False}),
+            ("llmemf", {"use_image": False, "use_text": False}), ("llmemf", {"use_id": False})]
+
+
+@pytest.mark.parametrize("name, overrides", VARIANTS)
+def test_shapes_and_finite_loss(name, overrides):
+    ds, train, valid, _, _ = small_world()
+    torch.manual_seed(0)
+    model = build_model(name, ds.space, ground_truth_features(ds), max_len=20, **overrides)
+    loss = model(train.take(np.arange(32)), "cpu", torch.Generator().manual_seed(0))
+    assert loss.dim() == 0 and torch.isfinite(loss) and loss.item() > 0
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    model.eval()
+    scores = model.score_all(valid.take(np.arange(7)))
+    assert scores.shape == (7, ds.space.n_items) and torch.isfinite(scores).all()
+
+
+def test_registry_and_bad_settings():
+    ds, *_ = small_world()
+    assert set(MODELS) >= {"pop", "sasrec", "gru4rec", "llmemf"}
+    with pytest.raises(ValueError, match="unknown settings \\['depth'\\]"):
+        build_model("sasrec", ds.space, depth=3)
+    with pytest.raises(ValueError, match="configured to use image but no image features"):
+        build_model("llmemf", ds.space, None)
+    with pytest.raises(ValueError, match="unknown model 'bert5rec'"):
+        build_model("bert5rec", ds.space)
+
+
+@pytest.mark.parametrize("fusion", ["representation", "score"])
+def test_missing_modality_is_masked_not_scored(fusion):
+    ds, _, valid, _, _ = small_world()
+    feats = ground_truth_features(ds)
+    torch.manual_seed(0)
+    model = build_model("llmemf", ds.space, feats, max_len=20, fusion=fusion).eval()
+    batch = valid.take(np.arange(5))
+    before = model.score_all(batch)
+    missing = np.flatnonzero(~feats.masks["image"])
+    assert len(missing) > 10
+    channel = model.channels["image"]
+    with torch.no_grad():   # whatever a masked item's image vector holds must not matter
+        channel.vectors[torch.as_tensor(missing)] = torch.randn(len(missing), channel.vectors.shape[1]) * 100
+    after = model.score_all(batch)
+    torch.testing.assert_close(before, after)
+    if fusion == "score":   # and its score is the weighted mean of the streams it has, not dragged towards zero
+        w = torch.nn.functional.softplus(model.stream_weight)
+        assert w.shape == (3,)
+
+
+def test_left_padding_and_window_do_not_change_scores():
+    ds, *_ = small_world()
+    seqs = list(ds.split("valid")["items"])[:6]
+    torch.manual_seed(0)
+    model = build_model("llmemf", ds.space, ground_truth_features(ds), max_len=40).eval()
+    short, _ = evaluation_views(seqs, ds.space, 25)     # every history fits in 25 (max length 20)
+    long, _ = evaluation_views(seqs, ds.space, 40)
+    torch.testing.assert_close(model.score_all(short), model.score_all(long))
+
+
+def test_future_items_do_not_leak_into_earlier_positions():
+    ds, train, *_ = small_world()
+    torch.manual_seed(0)
+    model = build_model("llmemf", ds.space, ground_truth_features(ds), max_len=20).eval()
+    batch = train.take(np.arange(4))
+    t = model.tensors(batch, "cpu")
+    prefs = model.networks[0](model.streams[0], t)[0][0]
+    t2 = dict(t)
+    mixed = t["mixed"].clone()
+    mixed[:, -1] = (mixed[:, -1] + 1) % ds.space.n_items     # change only the latest item
+    t2["mixed"] = mixed
+    prefs2 = model.networks[0](model.streams[0], t2)[0][0]
+    torch.testing.assert_close(prefs[:, :-1], prefs2[:, :-1])
+    assert not torch.allclose(prefs[:, -1], prefs2[:, -1])
+
+
+def test_attention_hook_returns_weights():
+    ds, _, valid, _, _ = small_world()
+    model = build_model("llmemf", ds.space, ground_truth_features(ds), max_len=20).eval()
+    model.record_attention(True)
+    model.score_all(valid.take(np.arange(3)))
+    maps = model.attention_maps()
+    assert {"mixed.0", "mixed.1", "domain0.0", "domain1.1", "cross0", "cross1"} <= set(maps)
+    rows = maps["mixed.1"].sum(-1)
+    assert torch.all(((rows - 1).abs() < 1e-4) | (rows == 0))   # each query's weights sum to 1 (or 0 if padding)
