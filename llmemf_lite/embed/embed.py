@@ -232,7 +232,7 @@ def _compute(plan: _Plan, store: "cache_mod.EmbeddingCache", cfg: EmbedConfig, d
     bar = tqdm(total=len(plan.item_ids), initial=len(done["ids"]), desc=f"{plan.modality} embeddings ({plan.model})",
                unit=" items", disable=not progress, mininterval=1.0)
     buffer: list = []
-    buffered = 0
+    buffered, dim = 0, _output_dim(plan)
     first_batch_at = None
     start = time.perf_counter()  # the model is loaded: from here on, wall time is embedding time
 
@@ -241,13 +241,12 @@ def _compute(plan: _Plan, store: "cache_mod.EmbeddingCache", cfg: EmbedConfig, d
         if not buffer:
             return
         ids = np.concatenate([b[0] for b in buffer])
-        vecs = np.concatenate([b[1] for b in buffer]) if ids.size else np.zeros((0, 1), np.float32)
+        vecs = np.concatenate([b[1].reshape(-1, dim) for b in buffer])
         ok = np.concatenate([b[2] for b in buffer])
         failed = [f for b in buffer for f in b[3]]
-        # failed items are stored too (ok False, no vector), so a resumed run does not try them again
+        # failed items are stored too (ok False, zero vector), so a resumed run does not try them again
         all_ids = np.concatenate([ids, np.asarray([i for i, _ in failed], np.int64)])
-        width = vecs.shape[1] if ids.size else 1
-        all_vecs = np.concatenate([vecs, np.zeros((len(failed), width), np.float32)]) if failed else vecs
+        all_vecs = np.concatenate([vecs, np.zeros((len(failed), dim), np.float32)])
         all_ok = np.concatenate([ok, np.zeros(len(failed), bool)])
         store.write_part(all_ids, all_vecs, all_ok, failed)
         buffer, buffered = [], 0
@@ -273,10 +272,7 @@ def _compute(plan: _Plan, store: "cache_mod.EmbeddingCache", cfg: EmbedConfig, d
 
 def _assemble(plan: _Plan, store, ds, facts: dict, device: str) -> tuple[np.ndarray, np.ndarray, dict]:
     parts = store.load_parts()
-    if parts["vectors"] is None or not parts["ok"].any():
-        dim = _output_dim(plan)
-    else:
-        dim = parts["vectors"].shape[1]
+    dim = _output_dim(plan)
     n = ds.space.n_items
     vectors, mask = np.zeros((n, dim), np.float32), np.zeros(n, bool)
     if parts["vectors"] is not None:
