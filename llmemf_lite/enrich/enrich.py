@@ -1,0 +1,323 @@
+"""The enrichment driver: one enriched text per item of a canonical dataset, generated through the cache.
+
+What this file is: `EnrichConfig` (every knob, with its default and why), `enrich_dataset` (select the items, look
+them up in the cache, generate the missing ones in batches with a progress bar, guard each output, write each batch
+atomically), `enriched_texts` (the one call downstream stages use) and `EnrichmentRun` (the texts plus what
+happened: cache hits, generated, fallbacks and their reasons, tokens/s, and the tables notebook 02 shows).
+What it is not: prompt wording (`prompts.py`), model code (`local.py`, `http.py`), output checks (`guards.py`),
+storage (`cache.py`).
+
+The enriched text of an item is "<title>. <generated text>": CLIP later embeds it, and keeping the title first means
+the enriched text never knows less than the raw title did. An item whose generation fails a guard gets its original
+title (a *fallback*, counted with its reason); an item with no title and no description gets None.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..paths import artifacts_dir, results_dir
+from .backend import BackendError, GenerationBackend, generator_key, make_backend
+from .cache import CachedEnrichment, EnrichmentCache, cache_key, source_sha
+from .guards import GuardConfig, check_generation
+from .prompts import get_template, messages_text
+
+
+@dataclass
+class EnrichConfig:
+    # which model: "local" runs transformers here; "openai" calls an OpenAI-compatible server (vLLM, llama.cpp, ...)
+    backend: str = "local"
+    model: str | None = None        # local: a .gguf file, a model folder or a cached hub id; None = bundled SmolLM2
+    gguf_file: str | None = None    # local: the .gguf file inside `model` when `model` is a folder
+    template: str = "describe"      # prompts.TEMPLATES: describe | attributes | audience | describe_with_context
+    # decoding. 24 new tokens hold one short sentence (about 18 words) and keep 2,400 items within a few minutes on
+    # a 2-core CPU; a text cut at the limit is trimmed back to a whole sentence or word by the guards.
+    max_new_tokens: int = 24
+    do_sample: bool = False         # greedy by default: the same config gives the same texts (cache-friendly)
+    temperature: float = 0.7
+    top_p: float = 0.95
+    repetition_penalty: float = 1.1  # mild: stops the loops small models fall into without bending word choice
+    seed: int = 0
+    # throughput. 64 prompts per batch: on this CPU items/s stops growing beyond ~64 (see benchmarks/bench_enrich.py)
+    batch_size: int = 64
+    share_prefix: bool = True       # local: compute the prompt's common prefix once per batch (~1.3x faster here)
+    device: str = "auto"            # "cpu", "cuda", or "auto" (cuda when available)
+    threads: int | None = None      # torch CPU threads; None = torch's default (all cores)
+    # which items and what goes into the prompt
+    limit: int | None = None        # enrich only this many items (spread over the two domains); None = all
+    use_description: bool = False   # put the item description into the prompt (template describe_with_context);
+    # off by default: in the synthetic world the description states the hidden theme and style (the ground truth)
+    # guards (guards.GuardConfig)
+    guards: GuardConfig = field(default_factory=GuardConfig)
+    # the HTTP backend
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key_env: str = "OPENAI_API_KEY"  # the NAME of the variable holding the key; the key itself is never stored
+    concurrency: int = 8            # requests in flight; raise it for a vLLM server or a fleet behind one URL
+    timeout_s: float = 60.0
+    max_retries: int = 5            # on 429 / 5xx / timeouts, with exponential backoff and jitter
+    http_extra: dict = field(default_factory=dict)  # server-specific request fields, e.g. {"repetition_penalty": 1.1}
+    cache_dir: str | None = None    # default: artifacts/enrich/<dataset folder name>/
+
+
+@dataclass
+class EnrichmentRun:
+    """What `enrich_dataset` did. Per-item lists are indexed by global item id."""
+    config: EnrichConfig
+    generator: str
+    prompt_hash: str
+    cache_path: Path
+    domains: list[str]                  # domain name per item
+    titles: list[str | None]            # the original text per item
+    texts: list[str | None]             # what downstream reads (see module docstring)
+    generated_text: list[str | None]    # the LLM's part alone (None: fallback, not enriched, or no text)
+    origin: list[str]                   # "cache" | "generated" | "missing" | "limit" | "no_text"
+    reasons: list[str | None]           # fallback reason, None when the LLM text is used
+    trimmed: list[bool]
+    run_tokens: int = 0                 # new tokens generated in this run
+    run_seconds: float = 0.0            # generation time of this run (model loading excluded)
+    stored_tokens: int = 0              # tokens of every in-scope cached row, as measured when generated
+    stored_seconds: float = 0.0
+    load_seconds: float = 0.0
+
+    # -- counts -------------------------------------------------------------------------------------------------
+    def counts(self) -> pd.DataFrame:
+        """Per domain and in total: items, in scope, cache hits, generated, enriched, fallbacks, trimmed, no text,
+        not enriched (beyond `limit`, or missing from the cache)."""
+        frame = pd.DataFrame({"domain": self.domains, "origin": self.origin,
+                              "fallback": [r is not None for r in self.reasons], "trimmed": self.trimmed})
+        done = frame["origin"].isin(["cache", "generated"])
+        frame["enriched"] = done & ~frame["fallback"]
+        frame["fallback"] &= done
+        rows = {}
+        for name, part in [*frame.groupby("domain", sort=False), ("total", frame)]:
+            rows[name] = {"items": len(part), "cache hits": int((part["origin"] == "cache").sum()),
+                          "generated": int((part["origin"] == "generated").sum()),
+                          "enriched": int(part["enriched"].sum()), "fallbacks": int(part["fallback"].sum()),
+                          "trimmed": int((part["trimmed"] & done[part.index]).sum()),
+                          "no text": int((part["origin"] == "no_text").sum()),
+                          "not enriched": int(part["origin"].isin(["limit", "missing"]).sum())}
+        return pd.DataFrame(rows).T
+
+    def tokens_per_second(self) -> float:
+        """This run's generation rate; when nothing was generated now, the rate recorded with the cached rows."""
+        if self.run_seconds > 0:
+            return self.run_tokens / self.run_seconds
+        return self.stored_tokens / self.stored_seconds if self.stored_seconds > 0 else float("nan")
+
+    def items_per_second(self) -> float:
+        n_generated = self.origin.count("generated")
+        if self.run_seconds > 0 and n_generated:
+            return n_generated / self.run_seconds
+        n_cached = self.origin.count("cache")
+        return n_cached / self.stored_seconds if self.stored_seconds > 0 else float("nan")
+
+    def summary_table(self) -> pd.DataFrame:
+        """The counts for display. The run-dependent columns (cache hits, generated: a cold and a warm run differ;
+        tokens/s: a timing) are worded so that notebooks/nbval_sanitize.cfg masks them; the rest must reproduce."""
+        table = self.counts()[["items", "cache hits", "generated", "enriched", "fallbacks", "trimmed", "no text",
+                               "not enriched"]].astype(object)
+        table["cache hits"] = [f"{n:,} from cache" for n in table["cache hits"]]
+        table["generated"] = [f"{n:,} generated now" for n in table["generated"]]
+        rate = self.tokens_per_second()
+        table["tokens/s"] = "" if math.isnan(rate) else f"{rate:.0f} tokens/s"
+        table.loc[table.index != "total", "tokens/s"] = ""
+        return table
+
+    def fallback_reasons(self) -> pd.Series:
+        done = [o in ("cache", "generated") for o in self.origin]
+        reasons = pd.Series([r for r, d in zip(self.reasons, done) if d and r is not None], dtype=object)
+        return reasons.value_counts().rename("fallbacks").rename_axis("reason")
+
+    # -- tables ---------------------------------------------------------------------------------------------------
+    def items_table(self) -> pd.DataFrame:
+        """One row per item: original text, the LLM's part, the text downstream reads, and what happened."""
+        return pd.DataFrame({"item_id": np.arange(len(self.texts)), "domain": self.domains, "title": self.titles,
+                             "generated": self.generated_text, "enriched_text": self.texts, "origin": self.origin,
+                             "fallback_reason": self.reasons, "trimmed": self.trimmed})
+
+    def side_by_side(self, per_domain: int = 3, *, include_fallbacks: bool = True) -> pd.DataFrame:
+        """A few items per domain: the original title next to what the LLM added (the lowest enriched ids, plus
+        the first fallback of each domain so that a reader sees one)."""
+        table = self.items_table()
+        done = table[table["origin"].isin(["cache", "generated"])]
+        parts = []
+        for _, part in done.groupby("domain", sort=False):
+            shown = part[part["fallback_reason"].isna()].head(per_domain)
+            if include_fallbacks:
+                shown = pd.concat([shown, part[part["fallback_reason"].notna()].head(1)])
+            parts.append(shown)
+        out = pd.concat(parts) if parts else table.head(0)
+        out = out.assign(generated=out["generated"].fillna("(fallback: " + out["fallback_reason"].fillna("") + ")"))
+        return out[["item_id", "domain", "title", "generated"]].set_index("item_id")
+
+    def remaining_estimate(self) -> dict:
+        """How many items are not enriched yet (beyond `limit`) and how long they would take at the measured rate."""
+        remaining = sum(o in ("limit", "missing") for o in self.origin)
+        rate = self.items_per_second()
+        seconds = remaining / rate if remaining and rate > 0 and not math.isnan(rate) else 0.0
+        return {"remaining_items": remaining, "items_per_second": rate, "seconds": seconds}
+
+    def save_summary(self, path: str | Path | None = None, name: str = "") -> Path:
+        """The counts, fallback reasons and settings as JSON (results/enrichment_<name>.json by default)."""
+        path = Path(path) if path else results_dir() / f"enrichment_{name or 'summary'}.json"
+        config = asdict(self.config)
+        data = {"generator": self.generator, "template": self.config.template, "prompt_hash": self.prompt_hash,
+                "config": config, "counts": self.counts().to_dict(orient="index"),
+                "fallback_reasons": {k: int(v) for k, v in self.fallback_reasons().items()}}
+        path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        return path
+
+
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip()
+
+
+def dataset_cache_dir(ds, config: EnrichConfig | None = None) -> Path:
+    """artifacts/enrich/<dataset folder name>/ (config.cache_dir overrides)."""
+    if config is not None and config.cache_dir:
+        return Path(config.cache_dir)
+    name = ds.folder.name if ds.folder is not None else f"{ds.pair.name}-{ds.card.get('source', 'unsaved')}"
+    return artifacts_dir() / "enrich" / name
+
+
+def select_items(ds, limit: int | None) -> np.ndarray:
+    """The item ids to enrich: all, or `limit` of them shared between the two domains in proportion to their sizes
+    (lowest ids first, so a larger limit later extends an earlier run instead of replacing it)."""
+    space = ds.space
+    if limit is None or limit >= space.n_items:
+        return np.arange(space.n_items)
+    if limit < 0:
+        raise ValueError(f"EnrichConfig.limit must be None or >= 0, got {limit}")
+    n_x = min(space.n_x, round(limit * space.n_x / space.n_items))
+    n_y = min(space.n_y, limit - n_x)
+    return np.concatenate([np.arange(n_x), space.n_x + np.arange(n_y)])
+
+
+def item_prompts(ds, config: EnrichConfig) -> tuple[list[str | None], list[str | None], list[list[dict] | None]]:
+    """Per item: the original text (the title; the description when there is no title; None when neither), the
+    source text the cache key is built from, and the template's chat messages (None when there is no text)."""
+    template = get_template(config.template)
+    originals, sources, prompts = [], [], []
+    for title, domain, description in zip(ds.items["title"].tolist(), ds.items["domain"].tolist(),
+                                          ds.items["description"].tolist()):
+        description = "" if _blank(description) else str(description).strip()
+        original = str(title).strip() if not _blank(title) else (description or None)
+        context = description if config.use_description else ""
+        messages = None if original is None else template.render(original, domain, context)
+        originals.append(original)
+        # the key's "source text" is everything the model is shown, so that any change to what goes into the
+        # prompt (title, domain wording, description) misses the cache, not only a change of the template
+        sources.append(None if messages is None else messages_text(messages))
+        prompts.append(messages)
+    return originals, sources, prompts
+
+
+def compose(original: str, generated: str | None) -> str:
+    """The text downstream reads: "<title>. <generated>", or the title alone on a fallback."""
+    if not generated:
+        return original
+    return f"{original}{' ' if original[-1] in '.!?' else '. '}{generated}"
+
+
+def enrich_dataset(ds, config: EnrichConfig | None = None, *, progress: bool = True, build_if_missing: bool = True,
+                   backend: GenerationBackend | None = None) -> EnrichmentRun:
+    """Enrich the items of `ds` (all, or `config.limit` of them) through the cache and say what happened.
+
+    With build_if_missing=False nothing is generated and no model is loaded: every item is looked up (limit is
+    ignored) and items missing from the cache get None. `backend` overrides the one `config` names (tests pass a
+    tiny model); its `generator_key` is then the cache's generator."""
+    config = config or EnrichConfig()
+    template = get_template(config.template)
+    generator = backend.generator_key if backend is not None else generator_key(config)
+    n_items = ds.space.n_items
+    originals, sources, prompts = item_prompts(ds, config)
+    keys = [None if s is None else cache_key(i, s, generator, template.hash) for i, s in enumerate(sources)]
+    in_scope = np.zeros(n_items, dtype=bool)
+    in_scope[np.arange(n_items) if not build_if_missing else select_items(ds, config.limit)] = True
+
+    cache = EnrichmentCache(dataset_cache_dir(ds, config) / "cache.sqlite")
+    run = EnrichmentRun(config, generator, template.hash, cache.path, ds.items["domain"].tolist(), originals,
+                        texts=[None] * n_items, generated_text=[None] * n_items, origin=["no_text"] * n_items,
+                        reasons=[None] * n_items, trimmed=[False] * n_items)
+    try:
+        cached = cache.get_many([k for k, s in zip(keys, in_scope) if k and s], generator, template.hash)
+        pending = []
+        for i in range(n_items):
+            if keys[i] is None:
+                continue
+            if not in_scope[i]:
+                run.origin[i], run.texts[i] = "limit", originals[i]
+            elif keys[i] in cached:
+                _fill(run, i, cached[keys[i]], "cache")
+                run.stored_tokens += cached[keys[i]].n_tokens
+                run.stored_seconds += cached[keys[i]].seconds
+            else:
+                run.origin[i] = "missing"
+                pending.append(i)
+        if pending and build_if_missing:
+            _generate(run, config, pending, prompts, sources, keys, cache, backend, progress)
+    finally:
+        cache.close()
+    return run
+
+
+def _fill(run: EnrichmentRun, i: int, entry: CachedEnrichment, origin: str) -> None:
+    run.origin[i], run.texts[i], run.generated_text[i] = origin, entry.text, entry.generated
+    run.reasons[i], run.trimmed[i] = entry.reason, entry.trimmed
+
+
+def _generate(run: EnrichmentRun, config: EnrichConfig, pending: list[int], prompts, sources, keys,
+              cache: EnrichmentCache, backend: GenerationBackend | None, progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    # shortest prompts first: the rows of a batch then have similar lengths and little padding is computed
+    order = sorted(pending, key=lambda i: (len(messages_text(prompts[i])), i))
+    if backend is None:
+        backend = make_backend(config)
+        run.load_seconds = getattr(backend, "load_seconds", 0.0)
+    bar = tqdm(total=len(order), unit="item", desc="enriching", disable=not progress, smoothing=0.1)
+    try:
+        for start in range(0, len(order), config.batch_size):
+            batch = order[start:start + config.batch_size]
+            began = time.perf_counter()
+            try:
+                outputs = backend.generate([prompts[i] for i in batch])
+            except BackendError as e:
+                done = len(order[:start]) + run.origin.count("cache")
+                raise BackendError(f"{e}\n{done} items of this run are in the cache ({cache.path}); run again to "
+                                   f"resume from there") from None
+            if len(outputs) != len(batch):
+                raise BackendError(f"backend {run.generator} returned {len(outputs)} outputs for {len(batch)} prompts")
+            seconds = time.perf_counter() - began
+            entries = []
+            for i, out in zip(batch, outputs):
+                guard = check_generation(out.text, title=run.titles[i], instruction=prompts[i][-1]["content"],
+                                         finished=out.finished, error=out.error, config=config.guards)
+                entries.append(CachedEnrichment(
+                    keys[i], i, run.generator, run.prompt_hash, source_sha(sources[i]), messages_text(prompts[i]),
+                    out.text, guard.text, compose(run.titles[i], guard.text), "ok" if guard.text else "fallback",
+                    guard.reason, guard.trimmed, out.n_tokens, seconds / len(batch)))
+            cache.put_many(entries)  # one transaction: a kill here loses this batch only, never an earlier one
+            for i, entry in zip(batch, entries):
+                _fill(run, i, entry, "generated")
+            run.run_tokens += sum(o.n_tokens for o in outputs)
+            run.run_seconds += seconds
+            bar.update(len(batch))
+            bar.set_postfix_str(f"{run.run_tokens / run.run_seconds:.0f} tokens/s")
+    finally:
+        bar.close()
+
+
+def enriched_texts(ds, config: EnrichConfig | None = None, *, build_if_missing: bool = True,
+                   progress: bool = True) -> list[str | None]:
+    """One text per global item id (len == ds.space.n_items): the enriched text; the original title where the
+    generation fell back (or where `config.limit` left the item out); None only where the item has no text.
+    With build_if_missing=False: what the cache holds, None for the rest, and no model is loaded.
+    Cheap when everything is cached (one indexed read of the cache, no model)."""
+    return enrich_dataset(ds, config, progress=progress, build_if_missing=build_if_missing).texts
