@@ -46,10 +46,19 @@ _API = {
     "plot_sequence_lengths": "llmemf_lite.plots",
     "plot_item_gallery": "llmemf_lite.plots",
     "plot_learning_curves": "llmemf_lite.plots",
+    "plot_ablation_bars": "llmemf_lite.plots",
+    "plot_user_attention": "llmemf_lite.plots",
+    "plot_cross_domain_share": "llmemf_lite.plots",
     "run_pipeline": "llmemf_lite.pipeline",
     "project_root": "llmemf_lite.paths",
     "results_dir": "llmemf_lite.paths",
     "figures_dir": "llmemf_lite.paths",
+    "EnrichConfig": "llmemf_lite.enrich",
+    "EnrichmentRun": "llmemf_lite.enrich",
+    "enrich_dataset": "llmemf_lite.enrich",
+    "enriched_texts": "llmemf_lite.enrich",
+    "get_template": "llmemf_lite.enrich",
+    "locate_smollm2_gguf": "llmemf_lite.enrich",
 }
 __all__ = sorted(_API)
 

@@ -94,3 +94,84 @@ def plot_learning_curves(history, path: str | Path, title: str = "") -> Path:
     out = _save(fig, path)
     plt.close(fig)
     return out
+
+
+def plot_ablation_bars(metrics, path: str | Path, metric: str = "NDCG@10", protocol: str = "sampled",
+                       title: str = "") -> Path:
+    """Grouped bars: one group per domain, one bar per variant, mean over seeds with std error bars."""
+    import matplotlib.pyplot as plt
+
+    rows = metrics[metrics["protocol"] == protocol]
+    labels = list(dict.fromkeys(rows["label"]))
+    domains = list(dict.fromkeys(rows["domain"]))
+    g = rows.groupby(["domain", "label"])[metric]
+    mean, std = g.mean(), g.std(ddof=0).fillna(0.0)
+    width = 0.8 / len(labels)
+    fig, ax = plt.subplots(figsize=(max(7, 1.2 * len(labels) * len(domains)), 4.2))
+    for i, label in enumerate(labels):
+        xs = np.arange(len(domains)) + (i - (len(labels) - 1) / 2) * width
+        ax.bar(xs, [mean.get((d, label), np.nan) for d in domains], width,
+               yerr=[std.get((d, label), 0.0) for d in domains], capsize=3, label=label,
+               color=plt.cm.tab10(i % 10))
+    ax.set_xticks(np.arange(len(domains)), domains)
+    ax.set_ylabel(f"test {metric} ({protocol}), mean ± std over seeds")
+    ax.set_title(title or f"Ablations: {metric}")
+    ax.legend(fontsize=8, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(axis="y", alpha=0.3)
+    out = _save(fig, path)
+    plt.close(fig)
+    return out
+
+
+def _short(title: str | None, n: int = 28) -> str:
+    title = title or "(no title)"
+    return title if len(title) <= n else title[: n - 1] + "…"
+
+
+def plot_user_attention(ua, ds, path: str | Path, title: str = "") -> Path:
+    """Two heatmaps for one user: the merged sequence's self-attention (last block), and the cross-attention of
+    the target domain's items over the merged history; item titles on the axes, the domain as a colour tag."""
+    import matplotlib.pyplot as plt
+
+    titles = ds.items["title"].to_numpy()
+    dom = ds.space.domain_of(ua.mixed_items)
+    names = ds.pair.domains
+    td = int(ds.space.domain_of([ua.target])[0])
+    labels = [f"[{names[d][:1].upper()}] {_short(titles[i])}" for i, d in zip(ua.mixed_items, dom)]
+    cross = ua.cross[td]
+    qlabels = [f"[{names[td][:1].upper()}] {_short(titles[i])}" for i in ua.domain_items[td]]
+    n = len(labels)
+    fig, axes = plt.subplots(1, 2, figsize=(7 + 0.32 * n, 2.5 + 0.3 * max(n, len(qlabels))),
+                             gridspec_kw={"width_ratios": [1, 1]})
+    for ax, mat, rows, heading in ((axes[0], ua.mixed, labels, "merged sequence: self-attention (last block)"),
+                                   (axes[1], cross, qlabels, f"{names[td]} items → merged history: cross-attention")):
+        ax.imshow(mat, cmap="viridis", vmin=0, aspect="auto")
+        ax.set_xticks(range(n), labels, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(rows)), rows, fontsize=7)
+        ax.set_xlabel("attended item (key)")
+        ax.set_title(heading, fontsize=9)
+        for tick, d in zip(ax.get_xticklabels(), dom):
+            tick.set_color("tab:blue" if d == 0 else "tab:red")
+    fig.suptitle(f"{title}target: [{names[td]}] {_short(titles[ua.target], 60)}", fontsize=10)
+    out = _save(fig, path)
+    plt.close(fig)
+    return out
+
+
+def plot_cross_domain_share(share, path: str | Path, title: str = "") -> Path:
+    """Share of attention crossing domains by position from the end, against the share of other-domain items."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.plot(share["distance"], share["attention_other_domain"], "o-", label="attention on the other domain")
+    ax.plot(share["distance"], share["items_other_domain"], "s--", color="grey",
+            label="other-domain share of visible items (uniform attention)")
+    ax.set_xlabel("query position, counted back from the latest item (0 = latest)")
+    ax.set_ylabel("share")
+    ax.set_ylim(0, 1)
+    ax.set_title(title or "How much attention crosses domains")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    out = _save(fig, path)
+    plt.close(fig)
+    return out

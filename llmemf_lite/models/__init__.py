@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import fields, replace
 
 from ..data.dataset import ItemSpace
+from .bert4rec import BERT4Rec, BERT4RecConfig
+from .c2dsr import C2DSR, C2DSRConfig
 from .gru4rec import GRU4Rec
 from .items import ItemFeatures
 from .llmemf import LLMEMF, LLMEMFConfig
@@ -19,6 +21,9 @@ MODELS = {
     "sasrec": "SASRec on the merged sequence",
     "sasrec_domain": "SASRec per domain",
     "llmemf": "LLM-EMF (ID + image + text, cross-domain multiple attention)",
+    "llmemf_id": "LLM-EMF with item IDs only (no image, no text)",
+    "bert4rec": "BERT4Rec (cloze objective, bidirectional) on the merged sequence",
+    "c2dsr": "C2DSR (graph-enhanced items, three sequence encoders, contrastive infomax)",
 }
 
 
@@ -30,7 +35,10 @@ def _with(config, overrides: dict):
     return replace(config, **overrides)
 
 
-def build_model(name: str, space: ItemSpace, features: ItemFeatures | None = None, **overrides):
+def build_model(name: str, space: ItemSpace, features: ItemFeatures | None = None, *, train_sequences=None,
+                **overrides):
+    """`train_sequences` (the training split's item sequences) is read by models built from the training data
+    itself (C2DSR's item graphs) and ignored by the others."""
     if name == "pop":
         return Popularity(space)
     if name in ("sasrec", "sasrec_domain", "gru4rec", "gru4rec_domain"):
@@ -38,10 +46,15 @@ def build_model(name: str, space: ItemSpace, features: ItemFeatures | None = Non
                                 n_blocks=1 if name.startswith("gru") else 2)
         config = _with(base, overrides)
         return (SASRec if name.startswith("sasrec") else GRU4Rec)(space, config)
-    if name == "llmemf":
-        return LLMEMF(space, _with(LLMEMFConfig(), overrides), features)
+    if name in ("llmemf", "llmemf_id"):
+        base = LLMEMFConfig() if name == "llmemf" else LLMEMFConfig(use_image=False, use_text=False)
+        return LLMEMF(space, _with(base, overrides), features)
+    if name == "bert4rec":
+        return BERT4Rec(space, _with(BERT4RecConfig(), overrides))
+    if name == "c2dsr":
+        return C2DSR(space, _with(C2DSRConfig(), overrides), train_sequences)
     raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
 
 
 __all__ = ["MODELS", "build_model", "ItemFeatures", "LLMEMF", "LLMEMFConfig", "SASRec", "GRU4Rec", "Popularity",
-           "SequentialConfig"]
+           "SequentialConfig", "BERT4Rec", "BERT4RecConfig", "C2DSR", "C2DSRConfig"]
