@@ -87,15 +87,17 @@ def test_image_shapes_norms_masks_and_bad_files_are_recorded_not_fatal(ds):
     assert sims[0, 1] > sims[0, 2]
 
 
-def test_cache_hit_loads_without_a_model_and_returns_the_same_vectors(ds, monkeypatch):
+def test_cache_hit_loads_without_a_model_and_returns_the_same_vectors(ds, monkeypatch, capsys):
     first = item_embeddings(ds, "image", cfg(), progress=False)
     assert first.manifest["from_cache"] is False
 
     def no_model(*a, **k):
         raise AssertionError("a cache hit must not build a model")
     monkeypatch.setattr("llmemf_lite.embed.clip.load_clip", no_model)
+    capsys.readouterr()
     again = item_embeddings(ds, "image", cfg(), progress=False)
     assert again.manifest["from_cache"] is True
+    assert NO_WEIGHTS_NOTE in capsys.readouterr().err  # said on a cache hit too
     np.testing.assert_array_equal(again.vectors, first.vectors)
     np.testing.assert_array_equal(again.mask, first.mask)
 
@@ -257,7 +259,7 @@ def test_weights_resolution_never_downloads_and_says_why(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_local_checkpoint_is_loaded_and_a_broken_one_falls_back(ds, tmp_path, caplog):
+def test_a_local_checkpoint_is_loaded_and_a_broken_one_falls_back(ds, tmp_path, caplog, capsys):
     import torch
 
     from llmemf_lite.embed.clip import load_clip
@@ -278,7 +280,7 @@ def test_a_local_checkpoint_is_loaded_and_a_broken_one_falls_back(ds, tmp_path, 
     assert fallback.manifest["pretrained"] is False and fallback.weights_note == NO_WEIGHTS_NOTE
     assert "broken.pt failed to load" in fallback.manifest["weights_reason"]
     assert any("falling back to random init" in r.message for r in caplog.records)
-    assert any(NO_WEIGHTS_NOTE in r.getMessage() for r in caplog.records)
+    assert f"image embeddings ({SMALL}): {NO_WEIGHTS_NOTE}" in capsys.readouterr().err
 
 
 def test_choose_image_size():

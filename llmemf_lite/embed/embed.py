@@ -12,6 +12,7 @@ save). What it is not: model code (`clip.py`, `minilm.py`), file decoding (`imag
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -358,8 +359,10 @@ def item_embeddings(ds, modality: str, config: EmbedConfig | None = None, *, pro
 
 
 def _announce(plan: _Plan, modality: str) -> None:
-    # said on every call, cache hit or not: a reader of any notebook that uses these vectors must see it
+    """Say on every call, cache hit or not, when the vectors carry no pretrained semantics: a reader of any notebook
+    that uses them must see it. Written straight to stderr, not through logging, so that the line reads the same
+    whatever logging configuration a kernel happens to have (notebook outputs are compared run to run)."""
+    line = f"{modality} embeddings ({plan.model}): {plan.weights_note}"
     if plan.weights is not None and not plan.weights.pretrained:
-        log.warning("%s embeddings (%s): %s", modality, plan.model, plan.weights_note)
-    else:
-        log.info("%s embeddings (%s): %s", modality, plan.model, plan.weights_note)
+        print(f"llmemf_lite.embed: {line}", file=sys.stderr, flush=True)
+    log.info(line)

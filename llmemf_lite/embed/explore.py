@@ -71,20 +71,32 @@ def _ranked(sims: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
     return order[:k]
 
 
-def cross_domain_neighbours(ds, emb, query_ids, k: int = 3) -> pd.DataFrame:
-    """For each query item, its `k` nearest items of the *other* domain by cosine similarity, with titles."""
+def synthetic_label_names(ds, label: str) -> list[str] | None:
+    """The synthetic world's theme or style name per item (parsed from its description), or None for real data."""
+    if not ds.card.get("synthetic") or label not in ("theme", "style"):
+        return None
+    pattern = r"theme ([^,]+)," if label == "theme" else r"style (.+)$"
+    names = ds.items["description"].fillna("").str.extract(pattern)[0]
+    return None if names.isna().all() else names.fillna("?").tolist()
+
+
+def cross_domain_neighbours(ds, emb, query_ids, k: int = 3, label: str | None = None) -> pd.DataFrame:
+    """For each query item, its `k` nearest items of the *other* domain by cosine similarity, with titles (and, for
+    the synthetic world, the `label` "theme" or "style" of both, in brackets)."""
     space, titles = ds.space, ds.items["title"].fillna("(no title)").tolist()
+    names = synthetic_label_names(ds, label) if label else None
+    show = (lambda i: f"{titles[i]} [{names[i]}]") if names else (lambda i: titles[i])  # noqa: E731
     rows = []
     for q in query_ids:
         q = int(q)
         if not emb.mask[q]:
-            rows.append({"query": titles[q], "rank": None, "neighbour": "(query has no vector)", "cosine": None})
+            rows.append({"query": show(q), "rank": None, "neighbour": "(query has no vector)", "cosine": None})
             continue
         other = np.array(space.domain_range(1 - int(space.domain_of(q))))
         other = other[emb.mask[other]]
         sims = emb.vectors[other] @ emb.vectors[q]
         for rank, j in enumerate(_ranked(sims, other, k), 1):
-            rows.append({"query": titles[q], "rank": rank, "neighbour": titles[int(other[j])],
+            rows.append({"query": show(q), "rank": rank, "neighbour": show(int(other[j])),
                          "cosine": round(float(sims[j]), 2)})
     return pd.DataFrame(rows)
 
@@ -113,3 +125,35 @@ def neighbour_agreement(ds, emb, labels, cross_domain: bool = True) -> dict:
         chance += float(freq.reindex(labels[queries]).fillna(0).sum())
         n += len(queries)
     return {"items": n, "agree": hits / n if n else 0.0, "chance": chance / n if n else 0.0}
+
+
+def agreement_table(ds, embeddings: dict, labels: tuple[str, ...] = ("theme", "style")) -> pd.DataFrame:
+    """Nearest cross-domain neighbour shares the label: rate next to chance, per embedding and label column (for
+    the synthetic world, whose items carry their true theme and style). Empty when the items have no such column."""
+    rows = []
+    for label in [c for c in labels if c in ds.items.columns]:
+        for name, emb in embeddings.items():
+            a = neighbour_agreement(ds, emb, ds.items[label].to_numpy())
+            rows.append({"embedding": name, "label": label, "items": a["items"],
+                         "neighbour shares it": f"{a['agree']:.0%}", "chance": f"{a['chance']:.0%}"})
+    return pd.DataFrame(rows).set_index(["label", "embedding"]) if rows else pd.DataFrame()
+
+
+def embedding_summary(ds, embeddings: dict, agreement: pd.DataFrame | None = None) -> dict:
+    """What notebook 03 records in results/: per embedding its model, weights in words, shape and coverage (no
+    timings, so that a re-run with nothing changed rewrites the same file)."""
+    out = {"dataset": ds.pair.name, "source": ds.card.get("source"), "synthetic": bool(ds.card.get("synthetic")),
+           "embeddings": {}}
+    for name, emb in embeddings.items():
+        m = emb.manifest
+        entry = {k: m.get(k) for k in ("modality", "encoder", "model", "pretrained", "weights_note", "weights_reason",
+                                       "image_size", "image_size_rule", "text_source") if m.get(k) is not None}
+        entry.update(shape=list(emb.vectors.shape), coverage=m["coverage"])
+        if m.get("bad_files"):
+            entry["bad_files"] = len(m["bad_files"])
+        out["embeddings"][name] = entry
+    if agreement is not None and len(agreement):
+        out["nearest_cross_domain_neighbour_agreement"] = {
+            f"{label} / {name}": {"agree": r["neighbour shares it"], "chance": r["chance"]}
+            for (label, name), r in agreement.iterrows()}
+    return out
