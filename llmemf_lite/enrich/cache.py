@@ -7,8 +7,9 @@ Why SQLite: every `put_many` is one transaction, and SQLite's write-ahead log ma
 when the process is killed mid-write (SIGKILL, OOM, a closed laptop): earlier rows are never damaged and a half-written
 batch simply is not there, so the next run resumes with exactly the items that are missing. The tests kill a real run.
 
-The key hashes everything that decides the output: the item id, the source text the prompt was built from, the
-generator (model + decoding settings, `backend.generator_key`) and the prompt template's hash. A changed title, model,
+The key hashes everything that decides the output: the item id, the source text (the whole rendered prompt, so the
+title, the domain wording and any description), the generator (model + decoding settings, `backend.generator_key`)
+and the prompt template's hash. A changed title, model,
 max_new_tokens or template therefore misses the cache and is generated again; old rows stay (they are cheap) until
 the file is deleted. Batch size is deliberately not in the key: it changes speed, not what is asked.
 Fallbacks are cached too (with their reason): a re-run does not retry a generation that is deterministic anyway.
