@@ -36,10 +36,11 @@ def trained_llmemf(cfg, spec, seed: int = 0):
     from .train import load_checkpoint
 
     run_experiment(replace(cfg, seeds=(seed,)), [spec])
-    ds = build_dataset(cfg.domain_pair, cfg.source, cfg.data_dir)
+    ds = build_dataset(cfg.domain_pair, cfg.source, cfg.data_dir, cfg.synthetic)
     features, _ = load_item_features(ds, spec, progress=False) if spec.uses_features else (None, {})
     model = build_model(spec.model, ds.space, features, **_model_overrides(spec, features, cfg))
-    run_dir = artifacts_dir() / "runs" / dataset_folder(cfg.domain_pair, cfg.source, cfg.data_dir).name / _slug(spec)
+    run_dir = artifacts_dir() / "runs" / dataset_folder(cfg.domain_pair, cfg.source, cfg.data_dir,
+                                                         cfg.synthetic).name / _slug(spec)
     load_checkpoint(run_dir / f"seed{seed}" / "best.safetensors", model)
     return model.eval(), ds
 

@@ -52,6 +52,8 @@ class ExperimentConfig:
     max_len: int = 50
     device: str = "cpu"
     candidates_file: str | None = None   # load test candidates from another codebase instead of sampling them
+    n_negatives: int = 999               # sampled protocol: negatives per case (the paper: 999)
+    synthetic: object = None             # a SyntheticConfig for source="synthetic" (None: the default world)
     progress: bool = True
 
 
@@ -118,19 +120,19 @@ def run_experiment(cfg: ExperimentConfig, specs: list[RunSpec]) -> dict[str, pd.
     from .paths import artifacts_dir
     from .train import TrainConfig, train_model
 
-    ds = build_dataset(cfg.domain_pair, cfg.source, cfg.data_dir)
+    ds = build_dataset(cfg.domain_pair, cfg.source, cfg.data_dir, cfg.synthetic)
     space, names = ds.space, ds.pair.domains
     train_seqs = list(ds.split("train")["items"])
     train_views = training_views(train_seqs, space, cfg.max_len)
     valid_views, valid_targets = evaluation_views(list(ds.split("valid")["items"]), space, cfg.max_len)
     test_views, test_targets = evaluation_views(list(ds.split("test")["items"]), space, cfg.max_len)
-    eval_cfg = EvalConfig()
-    run_root = artifacts_dir() / "runs" / dataset_folder(cfg.domain_pair, cfg.source, cfg.data_dir).name
+    eval_cfg = EvalConfig(n_negatives=cfg.n_negatives)
+    run_root = artifacts_dir() / "runs" / dataset_folder(cfg.domain_pair, cfg.source, cfg.data_dir, cfg.synthetic).name
     run_root.mkdir(parents=True, exist_ok=True)
     # the candidates are fixed by a seed and saved, so every model is scored on the very same ones
-    valid_cands = _fixed_candidates(run_root / "valid_candidates.npy", valid_targets, space, eval_cfg.candidate_seed)
+    valid_cands = _fixed_candidates(run_root / "valid_candidates.npy", valid_targets, space, eval_cfg, 0)
     test_cands = (load_candidates(cfg.candidates_file, test_targets, space) if cfg.candidates_file else
-                  _fixed_candidates(run_root / "test_candidates.npy", test_targets, space, eval_cfg.candidate_seed + 1))
+                  _fixed_candidates(run_root / "test_candidates.npy", test_targets, space, eval_cfg, 1))
 
     metrics, ranks, histories, notes = [], [], [], {}
     feature_cache: dict = {}
@@ -176,12 +178,13 @@ def _slug(spec: RunSpec) -> str:
     return f"{spec.model}-{hashlib.sha256(ident.encode()).hexdigest()[:10]}"
 
 
-def _fixed_candidates(path: Path, targets, space, seed: int) -> np.ndarray:
+def _fixed_candidates(path: Path, targets, space, eval_cfg: EvalConfig, offset: int) -> np.ndarray:
+    """The saved candidates of a split, sampled once (seed = candidate_seed + offset) and reused by every model."""
     if path.is_file():
         cands = np.load(path)
-        if cands.shape[0] == len(targets):
+        if cands.shape == (len(targets), eval_cfg.n_negatives):
             return cands
-    cands = sample_candidates(targets, space, EvalConfig().n_negatives, seed)
+    cands = sample_candidates(targets, space, eval_cfg.n_negatives, eval_cfg.candidate_seed + offset)
     np.save(path, cands)
     return cands
 
@@ -206,22 +209,35 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([head, rule, *body])
 
 
+def _merge(path: Path, new: pd.DataFrame, labels: set, **read) -> pd.DataFrame:
+    """Rows of an earlier run of the same experiment for other variants are kept; this run's variants replace theirs."""
+    if not path.is_file() or new.empty:
+        return new
+    old = pd.read_csv(path, **read)
+    return pd.concat([old[~old["label"].isin(labels)], new], ignore_index=True)
+
+
 def _write(cfg: ExperimentConfig, specs, out: dict, notes: dict) -> None:
     folder = results_folder(cfg)
     folder.mkdir(parents=True, exist_ok=True)
+    labels = {s.label for s in specs}
     cols = ["label", "seed", "protocol", "domain", "cases", *METRICS, "best_epoch"]
-    out["metrics"][cols].to_csv(folder / "metrics.csv", index=False, float_format="%.6f")
-    out["ranks"].to_csv(folder / "ranks.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
+    metrics = _merge(folder / "metrics.csv", out["metrics"][cols], labels)
+    metrics.to_csv(folder / "metrics.csv", index=False, float_format="%.6f")
+    ranks = _merge(folder / "ranks.csv.gz", out["ranks"], labels)
+    ranks.to_csv(folder / "ranks.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
     if len(out["history"]):
         hist = out["history"].drop(columns=["seconds", "sequences_per_s"])   # timings vary run to run
-        hist.to_csv(folder / "history.csv", index=False, float_format="%.6f")
-    lines = [f"# {cfg.name}: {cfg.domain_pair} ({cfg.source}), seeds {list(cfg.seeds)}", "",
+        _merge(folder / "history.csv", hist, labels).to_csv(folder / "history.csv", index=False, float_format="%.6f")
+    lines = [f"# {cfg.name}: {cfg.domain_pair} ({cfg.source})", "",
              "Mean ± std over seeds; test cases of held-out users; best epoch chosen on validation NDCG@10 "
              "(sampled protocol).", ""]
     for protocol, title in (("sampled", "1 target + 999 sampled negatives of its domain (the paper's protocol)"),
                             ("full", "full ranking over every item of the target's domain")):
-        lines += [f"## {title}", "", markdown_table(mean_std_table(out["metrics"], protocol).reset_index()), ""]
-    lines += ["## Variants", ""] + [f"- **{s.label}**: model `{s.model}`, overrides `{s.overrides}`"
-                                    + (f", features: {notes[s.label]}" if s.label in notes else "") for s in specs]
-    lines += ["", f"Configuration: `{json.dumps(asdict(cfg), default=str)}`", ""]
+        lines += [f"## {title}", "", markdown_table(mean_std_table(metrics, protocol).reset_index()), ""]
+    seeds = metrics.groupby("label", sort=False)["seed"].unique()
+    lines += ["## Variants (this run)", ""] + [
+        f"- **{s.label}**: model `{s.model}`, overrides `{s.overrides}`, seeds {sorted(seeds[s.label].tolist())}"
+        + (f", features: {notes[s.label]}" if s.label in notes else "") for s in specs]
+    lines += ["", f"Configuration of this run: `{json.dumps(asdict(cfg), default=str)}`", ""]
     (folder / "summary.md").write_text("\n".join(lines))
