@@ -209,18 +209,19 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([head, rule, *body])
 
 
-def _merge(path: Path, new: pd.DataFrame, labels: set, **read) -> pd.DataFrame:
-    """Rows of an earlier run of the same experiment for other variants are kept; this run's variants replace theirs."""
+def _merge(path: Path, new: pd.DataFrame, runs: set) -> pd.DataFrame:
+    """Rows of an earlier run of the same experiment are kept unless this run redid their (variant, seed)."""
     if not path.is_file() or new.empty:
         return new
-    old = pd.read_csv(path, **read)
-    return pd.concat([old[~old["label"].isin(labels)], new], ignore_index=True)
+    old = pd.read_csv(path)
+    redone = [(label, seed) in runs for label, seed in zip(old["label"], old["seed"])]
+    return pd.concat([old[~np.array(redone, dtype=bool)], new], ignore_index=True)
 
 
 def _write(cfg: ExperimentConfig, specs, out: dict, notes: dict) -> None:
     folder = results_folder(cfg)
     folder.mkdir(parents=True, exist_ok=True)
-    labels = {s.label for s in specs}
+    labels = {(s.label, seed) for s in specs for seed in cfg.seeds}
     cols = ["label", "seed", "protocol", "domain", "cases", *METRICS, "best_epoch"]
     metrics = _merge(folder / "metrics.csv", out["metrics"][cols], labels)
     metrics.to_csv(folder / "metrics.csv", index=False, float_format="%.6f")
