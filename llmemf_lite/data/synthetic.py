@@ -86,7 +86,7 @@ STYLES = [("crimson circle", (200, 40, 50), "circle"), ("ocean square", (40, 90,
 class SyntheticConfig:
     items_per_domain: int = 1200      # >= 1000 so the paper's 999 sampled negatives fit in each domain
     n_styles: int = 4
-    n_train_users: int = 5000      # ~30 training interactions per item: enough for ID embeddings to learn
+    n_train_users: int = 2500      # small enough that every notebook trains in minutes on 2 CPU cores
     single_domain_share: float = 0.3  # of training users, split evenly between X-only and Y-only
     n_valid_users: int = 400
     n_test_users: int = 400
