@@ -151,7 +151,7 @@ def run_experiment(cfg: ExperimentConfig, specs: list[RunSpec]) -> dict[str, pd.
             if spec.model == "pop":
                 model, best_epoch = build_model("pop", space).fit(train_seqs), 0
             else:
-                model = build_model(spec.model, space, features, **overrides)
+                model = build_model(spec.model, space, features, train_sequences=train_seqs, **overrides)
                 run_dir = run_root / _slug(spec) / f"seed{seed}"
                 tcfg = TrainConfig(epochs=cfg.epochs, patience=cfg.patience, batch_size=cfg.batch_size, seed=seed,
                                    device=cfg.device, progress=cfg.progress)
