@@ -143,7 +143,7 @@ def test_short_training_beats_popularity(tmp_path):
         return float(s.loc[s["protocol"] == "sampled", "NDCG@10"].mean())
 
     torch.manual_seed(0)
-    model = build_model("c2dsr", ds.space, train_sequences=seqs, d=32, max_len=20)
+    model = build_model("c2dsr", ds.space, train_sequences=seqs, d=64, max_len=20)
     cfg = TrainConfig(epochs=3, batch_size=64, patience=10, progress=False)
     train_model(model, train, valid, targets, cands, ds.space, ds.pair.domains, cfg, tmp_path)
     assert ndcg(model) > ndcg(build_model("pop", ds.space).fit(seqs))
