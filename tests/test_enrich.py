@@ -154,7 +154,7 @@ def test_enrich_counts_caches_and_invalidates(artifacts, tmp_path):
     assert run.texts[5] is None
     assert run.texts[9] == "Chef Knife" and run.texts[4] == "Jasmine Rice"  # fallbacks: the original title
     assert run.texts[0] == "Basil Pesto Sauce. A useful everyday item for cooks who like basil pesto sauce."
-    assert run.cache_path == artifacts / "enrich" / "ds" / "cache.sqlite"
+    assert run.cache_path == artifacts / "enrich" / "food_kitchen-test" / "cache.sqlite"
 
     again = ScriptedBackend()
     rerun = enrich_dataset(ds, EnrichConfig(batch_size=4), backend=again, progress=False)

@@ -179,11 +179,12 @@ def _blank(value) -> bool:
 
 
 def dataset_cache_dir(ds, config: EnrichConfig | None = None) -> Path:
-    """artifacts/enrich/<dataset folder name>/ (config.cache_dir overrides)."""
+    """artifacts/enrich/<pair>-<source>/ (config.cache_dir overrides). Not keyed by the dataset folder: a rebuilt
+    dataset whose sequences changed keeps its item texts, and the cache key (item id + full prompt) already tells
+    a changed item apart."""
     if config is not None and config.cache_dir:
         return Path(config.cache_dir)
-    name = ds.folder.name if ds.folder is not None else f"{ds.pair.name}-{ds.card.get('source', 'unsaved')}"
-    return artifacts_dir() / "enrich" / name
+    return artifacts_dir() / "enrich" / f"{ds.pair.name}-{ds.card.get('source', 'unsaved')}"
 
 
 def select_items(ds, limit: int | None) -> np.ndarray:
@@ -274,7 +275,7 @@ def _fill(run: EnrichmentRun, i: int, entry: CachedEnrichment, origin: str) -> N
 
 def _generate(run: EnrichmentRun, config: EnrichConfig, pending: list[int], prompts, sources, keys,
               cache: EnrichmentCache, backend: GenerationBackend | None, progress: bool) -> None:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # not tqdm.auto: its import warns into notebook stderr without ipywidgets
 
     # shortest prompts first: the rows of a batch then have similar lengths and little padding is computed
     order = sorted(pending, key=lambda i: (len(messages_text(prompts[i])), i))
