@@ -59,7 +59,8 @@ def transformer_macs_per_token(width: int, layers: int, seq: int, mlp_ratio: flo
 def vit_image_gflop(model_name: str, image_size: int) -> float:
     import open_clip
 
-    v, embed_dim = open_clip.get_model_config(model_name)["vision_cfg"], open_clip.get_model_config(model_name)["embed_dim"]
+    cfg = open_clip.get_model_config(model_name)
+    v, embed_dim = cfg["vision_cfg"], cfg["embed_dim"]
     patches = (image_size // v["patch_size"]) ** 2
     seq = patches + 1
     macs = patches * 3 * v["patch_size"] ** 2 * v["width"]                      # patch embedding
@@ -177,8 +178,8 @@ def main(argv=None) -> int:
     for k, (name, n, rate, gflop, busy) in enumerate(r["rows"]):
         limit = (r["limits"][k] + r["limits"][k + 1]) / 2
         busy_text = f"{busy:11.2f}" if busy is not None else f"{'(no loader)':>11s}"
-        print(f"{name:32s} {n:5d} {rate:9.1f} {gflop:11.3f} {rate * gflop:8.1f} {limit:6.1f} {rate * gflop / limit:9.0%} "
-              f"{busy_text}")
+        print(f"{name:32s} {n:5d} {rate:9.1f} {gflop:11.3f} {rate * gflop:8.1f} {limit:6.1f} "
+              f"{rate * gflop / limit:9.0%} {busy_text}")
     print("targets: >= 40% of the limit (ViT-B-32 at 224 px), model/wall >= 0.9")
     return 0
 
