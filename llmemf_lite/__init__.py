@@ -7,6 +7,12 @@ or matplotlib until something needs them.
 from __future__ import annotations
 
 import importlib
+import warnings
+
+# tqdm.auto (imported by transformers and sentence-transformers) warns on stderr in every Jupyter kernel without
+# ipywidgets; this package draws plain-text bars, so the warning says nothing and would only make notebook outputs
+# differ between a cold run (a model is loaded) and a warm one (read from the cache).
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 __version__ = "0.1.0"
 

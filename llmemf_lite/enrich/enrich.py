@@ -117,17 +117,27 @@ class EnrichmentRun:
         n_cached = self.origin.count("cache")
         return n_cached / self.stored_seconds if self.stored_seconds > 0 else float("nan")
 
-    def summary_table(self) -> pd.DataFrame:
+    def summary_table(self, run_columns: bool = True) -> pd.DataFrame:
         """The counts for display. The run-dependent columns (cache hits, generated: a cold and a warm run differ;
-        tokens/s: a timing) are worded so that notebooks/nbval_sanitize.cfg masks them; the rest must reproduce."""
+        tokens/s: a timing) are worded so that notebooks/nbval_sanitize.cfg masks them; `run_columns=False` leaves
+        them out (a committed notebook shows only what must reproduce, and prints `run_line()` for the rest)."""
         table = self.counts()[["items", "cache hits", "generated", "enriched", "fallbacks", "trimmed", "no text",
                                "not enriched"]].astype(object)
+        if not run_columns:
+            return table.drop(columns=["cache hits", "generated"])
         table["cache hits"] = [f"{n:,} from cache" for n in table["cache hits"]]
         table["generated"] = [f"{n:,} generated now" for n in table["generated"]]
         rate = self.tokens_per_second()
         table["tokens/s"] = "" if math.isnan(rate) else f"{rate:.0f} tokens/s"
         table.loc[table.index != "total", "tokens/s"] = ""
         return table
+
+    def run_line(self) -> str:
+        """What this run did (cache hits, generations, rate): one line, masked by the nbval sanitiser."""
+        total = self.counts().loc["total"]
+        rate = self.tokens_per_second()
+        rate = 0.0 if math.isnan(rate) else rate  # nothing generated (all from the cache)
+        return f"this run: {total['cache hits']:,} from cache, {total['generated']:,} generated now, {rate:.0f} tokens/s"
 
     def fallback_reasons(self) -> pd.Series:
         done = [o in ("cache", "generated") for o in self.origin]
