@@ -47,6 +47,7 @@ def effects_in_words(effects: pd.DataFrame) -> list[str]:
 CLAIMS = [
     ("LLM-EMF beats SASRec (single-domain baseline, merged sequence)", "04_train", "llmemf", "sasrec"),
     ("LLM-EMF beats C2DSR (cross-domain baseline)", "04_train", "llmemf", "c2dsr"),
+    ("LLM-EMF beats its ID-only self (the content channels help)", "04_train", "llmemf", "llmemf_id"),
     ("images help", "05_ablations", "LLM-EMF (full)", "w/o image"),
     ("text helps", "05_ablations", "LLM-EMF (full)", "w/o text"),
     ("LLM-enriched text helps more than raw titles", "05_ablations", "LLM-EMF (full)",
