@@ -86,6 +86,7 @@ def plot_learning_curves(history, path: str | Path, title: str = "") -> Path:
             ax.fill_between(mean.index, g.min().values, g.max().values, color=colour, alpha=0.15)
         best = mean.idxmax()
         ax.plot([best], [mean[best]], "o", color=colour)
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation NDCG@10 (sampled, mean of domains)")
     ax.set_title(f"Learning curves {title}".strip())
