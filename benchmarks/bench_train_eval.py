@@ -52,8 +52,11 @@ def main() -> None:
     print(f"dataset {ds.pair.name} ({args.source}), torch threads {torch.get_num_threads()}")
     print("\n| model | training sequences/s |\n|---|---|")
     gen = torch.Generator().manual_seed(0)
-    for name in ("gru4rec", "sasrec", "sasrec_domain", "llmemf"):
-        model = build_model(name, space, feats)
+    for label, name, overrides in (("gru4rec", "gru4rec", {}), ("sasrec", "sasrec", {}),
+                                   ("sasrec_domain", "sasrec_domain", {}),
+                                   ("llmemf (score fusion, the default)", "llmemf", {}),
+                                   ("llmemf (representation fusion)", "llmemf", {"fusion": "representation"})):
+        model = build_model(name, space, feats, **overrides)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         batches = [rng.choice(len(train), 64, replace=False) for _ in range(args.steps + 2)]
         for i, idx in enumerate(batches):
@@ -63,7 +66,7 @@ def main() -> None:
             opt.zero_grad()
             loss.backward()
             opt.step()
-        print(f"| {name} | {64 * args.steps / (time.perf_counter() - start):.0f} |")
+        print(f"| {label} | {64 * args.steps / (time.perf_counter() - start):.0f} |")
 
     model = build_model("llmemf", space, feats).eval()
     start = time.perf_counter()

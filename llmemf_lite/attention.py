@@ -45,14 +45,15 @@ def trained_llmemf(cfg, spec, seed: int = 0):
     return model.eval(), ds
 
 
-def user_attention(model, ds, sequence, case: int = -1, max_len: int = 50) -> UserAttention:
-    """Attention maps of one evaluation sequence (history + target), trimmed to its real items."""
+def user_attention(model, ds, sequence, case: int = -1, max_len: int = 50, stream: int | str = 0) -> UserAttention:
+    """Attention maps of one evaluation sequence (history + target), trimmed to its real items. `stream`: which
+    sequence network (`model.stream_names`; under score-level fusion each item channel has its own)."""
     views, targets = evaluation_views([np.asarray(sequence)], ds.space, max_len)
     model.record_attention(True)
     try:
         with torch.inference_mode():
             model.score_all(views)
-        maps = model.attention_maps()
+        maps = model.attention_maps(stream)
     finally:
         model.record_attention(False)
     pad = ds.space.n_items
@@ -66,13 +67,14 @@ def user_attention(model, ds, sequence, case: int = -1, max_len: int = 50) -> Us
     return UserAttention(case, int(targets[0]), mixed, dom, mixed_map, cross)
 
 
-def cross_domain_share_by_position(model, ds, sequences, max_positions: int = 20, max_len: int = 50) -> pd.DataFrame:
+def cross_domain_share_by_position(model, ds, sequences, max_positions: int = 20, max_len: int = 50,
+                                   stream: int | str = 0) -> pd.DataFrame:
     """For the last merged self-attention block: the share of each query's attention that lands on items of the
     other domain, by the query's distance from the end of the history (0 = latest item), averaged over users,
     next to the share of other-domain items among the keys it may see (what uniform attention would give)."""
     rows = []
     for seq in sequences:
-        ua = user_attention(model, ds, seq, max_len=max_len)
+        ua = user_attention(model, ds, seq, max_len=max_len, stream=stream)
         dom = ds.space.domain_of(ua.mixed_items)
         for q in range(len(dom)):
             distance = len(dom) - 1 - q
@@ -101,12 +103,12 @@ def heavy_history_cases(ds, split: str = "test", target_domain: int = 1, min_sha
     return out
 
 
-def final_step_attention(model, ds, sequences, max_len: int = 50) -> pd.DataFrame:
+def final_step_attention(model, ds, sequences, max_len: int = 50, stream: int | str = 0) -> pd.DataFrame:
     """For each sequence: at the last history step, how much of the target-domain preference's cross-attention
     lands on items of the other domain, next to the other-domain share of the history."""
     rows = []
     for i, seq in enumerate(sequences):
-        ua = user_attention(model, ds, seq, max_len=max_len)
+        ua = user_attention(model, ds, seq, max_len=max_len, stream=stream)
         d = int(ds.space.domain_of([ua.target])[0])
         if not len(ua.cross[d]):
             continue

@@ -54,6 +54,9 @@ CLAIMS = [
      "w/o LLM enrichment (titles)"),
     ("cross-domain attention helps over per-domain modelling", "05_ablations", "LLM-EMF (full)",
      "w/o cross-domain attention"),
+    ("ID + text + image beats ID alone", "05_ablations", "LLM-EMF (full)", "ID only"),
+    ("ID + text + image beats text alone", "05_ablations", "LLM-EMF (full)", "text only"),
+    ("ID + text + image beats image alone", "05_ablations", "LLM-EMF (full)", "image only"),
 ]
 
 
@@ -92,6 +95,10 @@ SETTING_DIFFERENCES = """## What differs from the paper's setting
   with a far smaller model.
 - **Text on real data is MiniLM (pretrained sentence embeddings of the titles)**, because it is the only pretrained
   text encoder available offline.
+- **LLM-EMF on the real data was trained with representation-level fusion** (the default when it ran, commit
+  63251d3); on the synthetic world it is score-level fusion, the default since, which is the one that learns the
+  content there. Score fusion has not been run on the real data.
+- **Epochs are a CPU budget**: 6 on the synthetic world, 3 on the real data.
 - **The synthetic world is synthetic**: it was built so that text, image and cross-domain context each carry signal;
   a claim that holds there shows the model can use that signal, not that the paper's result reproduces.
 - **Published numbers**: we know of no published LLM-EMF numbers on exactly this LLMCDSR Food–Kitchen split with

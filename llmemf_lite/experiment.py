@@ -57,8 +57,12 @@ class ExperimentConfig:
     progress: bool = True
 
 
-def default_specs(models, text_encoder: str = "minilm", text_source: str = "enriched") -> list[RunSpec]:
-    return [RunSpec(m, m, {}, text_encoder, text_source) for m in models]
+def default_specs(models, text_encoder: str = "minilm", text_source: str = "enriched",
+                  llmemf_overrides: dict | None = None) -> list[RunSpec]:
+    """One variant per model name, at its defaults; `llmemf_overrides` (e.g. {"fusion": "representation"}) are
+    applied to LLM-EMF only."""
+    return [RunSpec(m, m, dict(llmemf_overrides or {}) if m == "llmemf" else {}, text_encoder, text_source)
+            for m in models]
 
 
 def ablation_specs(text_encoder: str = "minilm", text_source: str = "enriched") -> list[RunSpec]:
@@ -70,8 +74,10 @@ def ablation_specs(text_encoder: str = "minilm", text_source: str = "enriched") 
             RunSpec("w/o LLM enrichment (titles)", "llmemf", {}, te, "title"),
             RunSpec("w/o cross-domain attention", "llmemf", {"cross_domain": False}, te, ts),
             RunSpec("ID only", "llmemf", {"use_image": False, "use_text": False}, te, ts),
+            RunSpec("text only", "llmemf", {"use_id": False, "use_image": False}, te, ts),
+            RunSpec("image only", "llmemf", {"use_id": False, "use_text": False}, te, ts),
             RunSpec("CLIP text instead of MiniLM", "llmemf", {}, "clip" if te == "minilm" else "minilm", ts),
-            RunSpec("score-level fusion", "llmemf", {"fusion": "score"}, te, ts)]
+            RunSpec("representation-level fusion", "llmemf", {"fusion": "representation"}, te, ts)]
 
 
 def load_item_features(ds, spec: RunSpec, progress: bool = True):

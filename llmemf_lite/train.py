@@ -132,6 +132,17 @@ def load_checkpoint(path: Path, model, optimizer=None) -> dict:
     return meta
 
 
+def model_signature(model) -> dict:
+    """What a checkpoint must match to be resumed: the model's class, its config and every tensor's shape."""
+    from dataclasses import is_dataclass
+
+    config = getattr(model, "config", None)
+    return json.loads(json.dumps({
+        "class": type(model).__name__,
+        "config": asdict(config) if is_dataclass(config) else None,
+        "tensors": {k: list(v.shape) for k, v in model.state_dict().items()}}, default=str))
+
+
 def train_model(model, train_views, valid_views, valid_targets, valid_candidates, space, domain_names,
                 config: TrainConfig, run_dir: str | Path, eval_config: EvalConfig = EvalConfig()) -> TrainResult:
     """Train `model` on `train_views`; select the epoch on the validation cases; keep the best weights in
@@ -150,10 +161,18 @@ def train_model(model, train_views, valid_views, valid_targets, valid_candidates
 
     history, start_epoch, best, best_epoch, waited = [], 1, -1.0, 0, 0
     last = run_dir / "last.safetensors"
-    if config.resume and last.is_file() and read_meta(last).get("config") == json.loads(json.dumps(asdict(config))):
-        meta = load_checkpoint(last, model, optimizer)   # same configuration: continue where it stopped
-        history, start_epoch = meta["history"], meta["epoch"] + 1
-        best, best_epoch, waited = meta["best"], meta["best_epoch"], meta["waited"]
+    # a run resumes where the model and every setting but the epoch budget (and display flags) are the same: an
+    # interrupted run continues, and a finished one given more epochs trains on from its last epoch
+    settings = {k: v for k, v in asdict(config).items() if k not in ("epochs", "progress", "resume")}
+    signature = {"config": json.loads(json.dumps(settings)), "model": model_signature(model)}
+    if config.resume and last.is_file():
+        meta = read_meta(last)
+        if {k: meta.get(k) for k in signature} == signature:
+            meta = load_checkpoint(last, model, optimizer)   # same model and configuration: continue
+            history, start_epoch = meta["history"], meta["epoch"] + 1
+            best, best_epoch, waited = meta["best"], meta["best_epoch"], meta["waited"]
+        elif rank == 0:
+            print(f"{last}: written by another model or training configuration; training from scratch")
     lengths = np.minimum((train_views.mixed != train_views.pad).sum(1), train_views.mixed.shape[1])
     started = time.perf_counter()
     for epoch in range(start_epoch, config.epochs + 1):
@@ -192,7 +211,7 @@ def train_model(model, train_views, valid_views, valid_targets, valid_candidates
         if rank == 0:
             _save_checkpoint(last, model, optimizer, {"epoch": epoch, "history": history, "best": best,
                                                       "best_epoch": best_epoch, "waited": waited,
-                                                      "config": json.loads(json.dumps(asdict(config)))})
+                                                      **signature})
     if world > 1:
         torch.distributed.barrier()
     load_checkpoint(run_dir / "best.safetensors", model)

@@ -65,3 +65,19 @@ def test_paper_comparison_says_what_was_not_measured(tmp_path):
     text = paper_comparison(tmp_path / "results", "x_y")
     assert "| LLM-EMF beats SASRec" in text and "holds" in text
     assert "LLM-EMF beats C2DSR (cross-domain baseline): not measured" in text
+
+
+def test_default_specs_apply_llmemf_overrides_to_llmemf_only():
+    specs = default_specs(["sasrec", "llmemf"], "minilm", "title", {"fusion": "representation"})
+    assert [s.overrides for s in specs] == [{}, {"fusion": "representation"}]
+    assert all(s.text_source == "title" for s in specs)
+
+
+def test_ablations_include_every_single_channel():
+    from llmemf_lite.experiment import ablation_specs
+
+    specs = {s.label: s for s in ablation_specs()}
+    assert specs["text only"].overrides == {"use_id": False, "use_image": False}
+    assert specs["image only"].overrides == {"use_id": False, "use_text": False}
+    assert specs["representation-level fusion"].overrides == {"fusion": "representation"}
+    assert specs["LLM-EMF (full)"].overrides == {}

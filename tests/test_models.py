@@ -7,7 +7,7 @@ from llmemf_lite.models import MODELS, build_model
 from tests.helpers_small import ground_truth_features, small_world
 
 VARIANTS = [("sasrec", {}), ("sasrec_domain", {}), ("gru4rec", {}), ("gru4rec_domain", {}),
-            ("llmemf", {}), ("llmemf", {"fusion": "score"}), ("llmemf", {"cross_domain": False}),
+            ("llmemf", {}), ("llmemf", {"fusion": "representation"}), ("llmemf", {"cross_domain": False}),
             ("llmemf", {"use_image": False, "use_text": False}), ("llmemf", {"use_id": False})]
 
 
@@ -91,3 +91,29 @@ def test_attention_hook_returns_weights():
     assert {"mixed.0", "mixed.1", "domain0.0", "domain1.1", "cross0", "cross1"} <= set(maps)
     rows = maps["mixed.1"].sum(-1)
     assert torch.all(((rows - 1).abs() < 1e-4) | (rows == 0))   # each query's weights sum to 1 (or 0 if padding)
+
+
+def test_attention_maps_by_stream_name_under_score_fusion():
+    ds, _, valid, _, _ = small_world()
+    model = build_model("llmemf", ds.space, ground_truth_features(ds), max_len=20).eval()
+    assert model.config.fusion == "score" and model.stream_names == ["id", "image", "text"]
+    model.record_attention(True)
+    model.score_all(valid.take(np.arange(3)))
+    by_name, by_index = model.attention_maps("text"), model.attention_maps(2)
+    assert torch.equal(by_name["cross1"], by_index["cross1"])
+    assert not torch.equal(by_name["cross1"], model.attention_maps("id")["cross1"])   # three separate networks
+    single = build_model("llmemf", ds.space, ground_truth_features(ds), max_len=20, fusion="representation")
+    assert single.stream_names == ["fused"]
+
+
+def test_projected_item_table_matches_per_lookup_projection():
+    ds, *_ = small_world()
+    model = build_model("llmemf", ds.space, ground_truth_features(ds), max_len=20).eval()
+    ids = torch.tensor([[0, 5, ds.space.n_items], [3, 3, 1]])
+    channel = model.channels["text"]
+    direct, mask = channel(ids)
+    with model.item_tables():
+        tabled, mask2 = channel(ids)
+    assert channel.table is None                                  # the table lives for one forward pass only
+    assert torch.allclose(direct, tabled, atol=1e-6) and torch.equal(mask, mask2)
+    assert torch.all(direct[0, 2] == 0)                           # PAD is masked to zero

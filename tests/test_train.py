@@ -35,9 +35,11 @@ def test_cpu_training_repeats_bit_for_bit_and_keeps_best(tmp_path):
 
 def test_interrupted_training_resumes_exactly(tmp_path):
     _, full = _train(tmp_path / "full", 3)
-    _train(tmp_path / "cut", 1)                     # "killed" after epoch 1: its last.safetensors remains
+    _, cut = _train(tmp_path / "cut", 1)            # "killed" after epoch 1: its last.safetensors remains
     _, resumed = _train(tmp_path / "cut", 3)        # the same command again continues at epoch 2
     assert resumed.history["epoch"].tolist() == [1, 2, 3]
+    # epoch 1 was read back from the checkpoint, not trained again: its measured wall time is the first run's
+    assert resumed.history["seconds"].iloc[0] == cut.history["seconds"].iloc[0]
     np.testing.assert_array_equal(resumed.history["train_loss"], full.history["train_loss"])
     np.testing.assert_array_equal(resumed.history["valid_score"], full.history["valid_score"])
 
@@ -70,3 +72,15 @@ def test_two_process_ddp_reaches_the_single_process_metrics(tmp_path):
     one, two = json.loads((tmp_path / "one.json").read_text()), json.loads((tmp_path / "two.json").read_text())
     np.testing.assert_allclose(two["ndcg10"], one["ndcg10"], atol=0.03)
     np.testing.assert_allclose(two["loss"], one["loss"], rtol=0.05)
+
+
+def test_a_checkpoint_of_another_model_config_is_not_resumed(tmp_path, capsys):
+    _train(tmp_path / "run", 1)
+    ds, train, valid, targets, cands = small_world()
+    torch.manual_seed(0)
+    other = build_model("llmemf", ds.space, ground_truth_features(ds), max_len=20, fusion="representation")
+    cfg = TrainConfig(epochs=1, batch_size=64, patience=10, progress=False)
+    result = train_model(other, train, valid, targets, cands, ds.space, ds.pair.domains, cfg, tmp_path / "run")
+    assert "written by another model or training configuration" in capsys.readouterr().out
+    assert result.history["epoch"].tolist() == [1]   # trained, not loaded (loading would have failed on shapes)
+    assert read_meta(tmp_path / "run" / "last.safetensors")["model"]["config"]["fusion"] == "representation"

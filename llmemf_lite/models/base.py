@@ -9,6 +9,8 @@ A subclass defines
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -52,6 +54,20 @@ class SequentialModel(nn.Module):
         t["pad"] = pad
         return t
 
+    @contextmanager
+    def item_tables(self):
+        """Project every frozen content table once for the forward pass inside (see `items.ContentProjection`)."""
+        from .items import ContentProjection
+
+        projections = [m for m in self.modules() if isinstance(m, ContentProjection)]
+        for m in projections:
+            m.table = m.project_all()
+        try:
+            yield
+        finally:
+            for m in projections:
+                m.table = None
+
     def forward(self, views, device, generator: torch.Generator) -> torch.Tensor:
         """The training loss (so that DistributedDataParallel sees the loss computation as the forward pass)."""
         return self.loss(views, device, generator)
@@ -73,6 +89,10 @@ class SequentialModel(nn.Module):
         return (W * Lg).sum(0) / W.sum(0).clamp_min(1e-6)
 
     def loss(self, views, device, generator: torch.Generator) -> torch.Tensor:
+        with self.item_tables():
+            return self._loss(views, device, generator)
+
+    def _loss(self, views, device, generator: torch.Generator) -> torch.Tensor:
         t = self.tensors(views, device)
         total = torch.zeros((), device=device)
         for users, targets, weight in self.objectives(t):
@@ -95,11 +115,12 @@ class SequentialModel(nn.Module):
     def score_all(self, views, device="cpu") -> torch.Tensor:
         """[B, n_items]: X items scored by the domain-X user, Y items by the domain-Y user, at the last position."""
         t = self.tensors(views, device)
-        finals = self.final_users(t)
-        parts = []
-        for d in range(2):
-            rng = self.space.domain_range(d)
-            parts.append(self.score(finals[d], torch.arange(rng.start, rng.stop, device=device), paired=False))
+        with self.item_tables():
+            finals = self.final_users(t)
+            parts = []
+            for d in range(2):
+                rng = self.space.domain_range(d)
+                parts.append(self.score(finals[d], torch.arange(rng.start, rng.stop, device=device), paired=False))
         return torch.cat(parts, dim=1)
 
 

@@ -7,10 +7,13 @@ Items. A learnable ID embedding (width d) and frozen image / text vectors (CLIP 
 to d by a learnable linear map. An item lacking a modality has it masked: the projection is not added (`fusion=
 "representation"`) or that modality's score is left out of the item's fused score (`fusion="score"`).
   CHOICE q = d = 64 and one shared width for all projections: the paper gives neither; equal widths let the
-  modalities be summed. CHOICE fusion: "representation" (sum of the masked channels, the default) or "score"
-  (IFCDSR's score-level fusion: one sequence network per modality, each scoring items with its own channel; the
-  logits are mixed by learnable softplus weights renormalised over the modalities each item has). Both are kept and
-  compared in the ablations, because the paper does not say which it used.
+  modalities be summed. CHOICE fusion: "score" (the default: IFCDSR's score-level fusion, one sequence network per
+  modality, each scoring items with its own channel; the logits are mixed by learnable softplus weights
+  renormalised over the modalities each item has) or "representation" (one network over the sum of the masked
+  channels). The paper does not say which it used; both are kept and compared in the ablations. Score-level fusion
+  is the default because it is the one that learns: on the default synthetic world it doubles test NDCG@10 over
+  representation-level fusion, which stays at the level of the ID-only model (README, "Ablations"). It costs one
+  sequence network per channel (about 2.3x the training time with three channels).
 
 Sequences. For each user, the merged sequence S_X+Y and the domain sequences S_X and S_Y (`batching.py`).
   - single-domain preference: a causal self-attention encoder per domain over S_X and S_Y (SASRec blocks);
@@ -56,7 +59,7 @@ class LLMEMFConfig:
     use_image: bool = True
     use_text: bool = True
     cross_domain: bool = True
-    fusion: str = "representation"   # "representation" | "score"
+    fusion: str = "score"            # "score" | "representation"
     aux_weight: float = 0.3
     n_negatives: int = 500           # per domain per batch; 0 = full softmax
 
@@ -137,8 +140,14 @@ class LLMEMF(SequentialModel):
             if isinstance(m, AttentionBlock):
                 m.record = on
 
-    def attention_maps(self, stream: int = 0) -> dict[str, torch.Tensor]:
-        net = self.networks[stream]
+    @property
+    def stream_names(self) -> list[str]:
+        """One name per sequence network: the item channels under score-level fusion, else ["fused"]."""
+        return list(self.channels) if len(self.networks) > 1 else ["fused"]
+
+    def attention_maps(self, stream: int | str = 0) -> dict[str, torch.Tensor]:
+        """The last recorded weights of one sequence network (`stream`: index or name from `stream_names`)."""
+        net = self.networks[self.stream_names.index(stream) if isinstance(stream, str) else stream]
         maps = {}
         for d in range(2):
             for i, b in enumerate(net.domain[d].blocks):
