@@ -99,7 +99,9 @@ def plot_learning_curves(history, path: str | Path, title: str = "") -> Path:
 
 def plot_ablation_bars(metrics, path: str | Path, metric: str = "NDCG@10", protocol: str = "sampled",
                        title: str = "") -> Path:
-    """Grouped bars: one group per domain, one bar per variant, mean over seeds with std error bars."""
+    """One panel per domain, one horizontal bar per variant (mean over seeds, std as error bar). The first variant
+    is the reference (the full model): its bar is dark and a dashed line marks its mean, so each ablation reads as
+    a bar that ends left or right of that line."""
     import matplotlib.pyplot as plt
 
     rows = metrics[metrics["protocol"] == protocol]
@@ -107,18 +109,21 @@ def plot_ablation_bars(metrics, path: str | Path, metric: str = "NDCG@10", proto
     domains = list(dict.fromkeys(rows["domain"]))
     g = rows.groupby(["domain", "label"])[metric]
     mean, std = g.mean(), g.std(ddof=0).fillna(0.0)
-    width = 0.8 / len(labels)
-    fig, ax = plt.subplots(figsize=(max(7, 1.2 * len(labels) * len(domains)), 4.2))
-    for i, label in enumerate(labels):
-        xs = np.arange(len(domains)) + (i - (len(labels) - 1) / 2) * width
-        ax.bar(xs, [mean.get((d, label), np.nan) for d in domains], width,
-               yerr=[std.get((d, label), 0.0) for d in domains], capsize=3, label=label,
-               color=plt.cm.tab10(i % 10))
-    ax.set_xticks(np.arange(len(domains)), domains)
-    ax.set_ylabel(f"test {metric} ({protocol}), mean ± std over seeds")
-    ax.set_title(title or f"Ablations: {metric}")
-    ax.legend(fontsize=8, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax.grid(axis="y", alpha=0.3)
+    fig, axes = plt.subplots(1, len(domains), figsize=(5.2 * len(domains) + 2.2, 0.42 * len(labels) + 1.4),
+                             sharey=True, squeeze=False)
+    ys = np.arange(len(labels))[::-1]
+    colours = ["#1f3b73"] + ["#8fb3de"] * (len(labels) - 1)
+    for ax, d in zip(axes[0], domains):
+        values = [mean.get((d, label), np.nan) for label in labels]
+        ax.barh(ys, values, xerr=[std.get((d, label), 0.0) for label in labels], color=colours, capsize=3,
+                height=0.7)
+        ax.axvline(values[0], color="#1f3b73", linestyle="--", linewidth=1)
+        ax.set_title(d)
+        ax.set_xlabel(f"test {metric} ({protocol}), mean ± std over seeds")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(ys, labels)
+    fig.suptitle(title or f"Ablations: {metric}")
+    fig.tight_layout()
     out = _save(fig, path)
     plt.close(fig)
     return out
