@@ -75,18 +75,20 @@ class SequentialModel(nn.Module):
     def score(self, users: list[torch.Tensor], ids: torch.Tensor, *, paired: bool) -> torch.Tensor:
         """users: per stream [R, d]. paired: ids [R], row r against item ids[r] -> [R]; else ids [C] shared by all
         rows -> [R, C]."""
-        logits, weights = [], []
+        # score-level fusion: a weighted mean over the streams the item has (a missing modality is left out). The
+        # weighted logits are summed as they come rather than stacked into [streams, R, C] first (on a 36k-item
+        # catalogue the stacks were ~40% of the evaluation time); the order of every addition is the stack's, so
+        # the scores and the gradients are the same to the bit
+        total = norm = None
         for s, (embed, u) in enumerate(zip(self.streams, users)):
             vec, mask = embed(ids)
-            logits.append((u * vec).sum(-1) if paired else u @ vec.T)
-            if len(self.streams) > 1:
-                w = F.softplus(self.stream_weight[s]) * mask.float()
-                weights.append(w if paired else w[None, :].expand_as(logits[-1]))
-        if len(logits) == 1:
-            return logits[0]
-        W, Lg = torch.stack(weights), torch.stack(logits)
-        # score-level fusion: a weighted mean over the streams the item has (a missing modality is left out)
-        return (W * Lg).sum(0) / W.sum(0).clamp_min(1e-6)
+            logit = (u * vec).sum(-1) if paired else u @ vec.T
+            if len(self.streams) == 1:
+                return logit
+            w = F.softplus(self.stream_weight[s]) * mask.float()
+            w = w if paired else w[None, :].expand_as(logit)
+            total, norm = (logit * w, w) if total is None else (total + logit * w, norm + w)
+        return total / norm.clamp_min(1e-6)
 
     def loss(self, views, device, generator: torch.Generator) -> torch.Tensor:
         with self.item_tables():
