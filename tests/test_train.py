@@ -14,10 +14,10 @@ from tests.helpers_small import ground_truth_features, small_world
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _train(run_dir, epochs, resume=True, name="llmemf"):
+def _train(run_dir, epochs, resume=True, name="llmemf", **overrides):
     ds, train, valid, targets, cands = small_world()
     torch.manual_seed(0)
-    model = build_model(name, ds.space, ground_truth_features(ds), max_len=20)
+    model = build_model(name, ds.space, ground_truth_features(ds), max_len=20, **overrides)
     cfg = TrainConfig(epochs=epochs, batch_size=64, patience=10, progress=False, resume=resume)
     return model, train_model(model, train, valid, targets, cands, ds.space, ds.pair.domains, cfg, run_dir)
 
@@ -76,11 +76,7 @@ def test_two_process_ddp_reaches_the_single_process_metrics(tmp_path):
 
 def test_a_checkpoint_of_another_model_config_is_not_resumed(tmp_path, capsys):
     _train(tmp_path / "run", 1)
-    ds, train, valid, targets, cands = small_world()
-    torch.manual_seed(0)
-    other = build_model("llmemf", ds.space, ground_truth_features(ds), max_len=20, fusion="representation")
-    cfg = TrainConfig(epochs=1, batch_size=64, patience=10, progress=False)
-    result = train_model(other, train, valid, targets, cands, ds.space, ds.pair.domains, cfg, tmp_path / "run")
+    _, result = _train(tmp_path / "run", 1, fusion="representation")
     assert "written by another model or training configuration" in capsys.readouterr().out
     assert result.history["epoch"].tolist() == [1]   # trained, not loaded (loading would have failed on shapes)
     assert read_meta(tmp_path / "run" / "last.safetensors")["model"]["config"]["fusion"] == "representation"

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.dataset import ItemSpace
+from .items import ContentProjection
 from .objective import domain_negatives
 
 VIEW_FIELDS = ("mixed", "mixed_domain", "domain_seq", "domain_pos", "domain_next", "domain_time", "next_domain",
@@ -57,8 +58,6 @@ class SequentialModel(nn.Module):
     @contextmanager
     def item_tables(self):
         """Project every frozen content table once for the forward pass inside (see `items.ContentProjection`)."""
-        from .items import ContentProjection
-
         projections = [m for m in self.modules() if isinstance(m, ContentProjection)]
         for m in projections:
             m.table = m.project_all()
