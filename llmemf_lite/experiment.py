@@ -16,7 +16,7 @@ half-finished runs instead of training them again.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,7 @@ class ExperimentConfig:
     n_negatives: int = 999               # sampled protocol: negatives per case (the paper: 999)
     synthetic: object = None             # a SyntheticConfig for source="synthetic" (None: the default world)
     progress: bool = True
+    workers: int = 0                     # CPU runs side by side, one torch thread each (0: one per core)
 
 
 def default_specs(models, text_encoder: str = "minilm", text_source: str = "enriched",
@@ -117,60 +118,156 @@ def results_folder(cfg: ExperimentConfig) -> Path:
     return results_dir() / cfg.name / f"{cfg.domain_pair}_{cfg.source}"
 
 
-def run_experiment(cfg: ExperimentConfig, specs: list[RunSpec]) -> dict[str, pd.DataFrame]:
-    """Train and test every (variant, seed); write results/; return the metrics, ranks and history frames."""
+def _workers(cfg: ExperimentConfig, jobs: int) -> int:
+    """How many processes train side by side: `cfg.workers`, or one per CPU core (0); always 1 on a GPU, under
+    torchrun, or for a single job."""
+    import os
+
     import torch
 
-    from .data.build import build_dataset, dataset_folder
-    from .models import build_model
-    from .paths import artifacts_dir
-    from .train import TrainConfig, train_model
+    if cfg.device != "cpu" or (torch.distributed.is_available() and torch.distributed.is_initialized()) \
+            or "RANK" in os.environ:
+        return 1
+    return max(1, min(jobs, cfg.workers or os.cpu_count() or 1))
 
-    ds = build_dataset(cfg.domain_pair, cfg.source, cfg.data_dir, cfg.synthetic)
-    space, names = ds.space, ds.pair.domains
-    train_seqs = list(ds.split("train")["items"])
-    train_views = training_views(train_seqs, space, cfg.max_len)
-    valid_views, valid_targets = evaluation_views(list(ds.split("valid")["items"]), space, cfg.max_len)
-    test_views, test_targets = evaluation_views(list(ds.split("test")["items"]), space, cfg.max_len)
-    eval_cfg = EvalConfig(n_negatives=cfg.n_negatives)
-    run_root = artifacts_dir() / "runs" / dataset_folder(cfg.domain_pair, cfg.source, cfg.data_dir, cfg.synthetic).name
-    run_root.mkdir(parents=True, exist_ok=True)
-    # the candidates are fixed by a seed and saved, so every model is scored on the very same ones
-    valid_cands = _fixed_candidates(run_root / "valid_candidates.npy", valid_targets, space, eval_cfg, 0)
-    test_cands = (load_candidates(cfg.candidates_file, test_targets, space) if cfg.candidates_file else
-                  _fixed_candidates(run_root / "test_candidates.npy", test_targets, space, eval_cfg, 1))
 
-    metrics, ranks, histories, notes = [], [], [], {}
-    feature_cache: dict = {}
-    for spec in specs:
-        features = None
-        if spec.uses_features:
-            key = (spec.text_encoder, spec.text_source, spec.overrides.get("use_image", True),
-                   spec.overrides.get("use_text", True))
-            if key not in feature_cache:
-                feature_cache[key] = load_item_features(ds, spec, cfg.progress)
-            features, notes[spec.label] = feature_cache[key]
+class _Setting:
+    """What every (variant, seed) run of an experiment shares: the dataset, its views and the fixed candidates.
+    Built once per process (the parent, or each worker: from the artefact cache, in seconds)."""
+
+    def __init__(self, cfg: ExperimentConfig):
+        from .data.build import build_dataset, dataset_folder
+        from .paths import artifacts_dir
+
+        self.cfg = cfg
+        self.ds = ds = build_dataset(cfg.domain_pair, cfg.source, cfg.data_dir, cfg.synthetic)
+        self.space, self.names = ds.space, ds.pair.domains
+        self.train_seqs = list(ds.split("train")["items"])
+        self.train_views = training_views(self.train_seqs, self.space, cfg.max_len)
+        self.valid_views, self.valid_targets = evaluation_views(list(ds.split("valid")["items"]), self.space,
+                                                                cfg.max_len)
+        self.test_views, self.test_targets = evaluation_views(list(ds.split("test")["items"]), self.space,
+                                                              cfg.max_len)
+        self.eval_cfg = EvalConfig(n_negatives=cfg.n_negatives)
+        self.run_root = artifacts_dir() / "runs" / dataset_folder(cfg.domain_pair, cfg.source, cfg.data_dir,
+                                                                  cfg.synthetic).name
+        self.run_root.mkdir(parents=True, exist_ok=True)
+        # the candidates are fixed by a seed and saved, so every model is scored on the very same ones
+        self.valid_cands = _fixed_candidates(self.run_root / "valid_candidates.npy", self.valid_targets, self.space,
+                                             self.eval_cfg, 0)
+        self.test_cands = (load_candidates(cfg.candidates_file, self.test_targets, self.space)
+                           if cfg.candidates_file else
+                           _fixed_candidates(self.run_root / "test_candidates.npy", self.test_targets, self.space,
+                                             self.eval_cfg, 1))
+        self.features: dict = {}
+
+    def item_features(self, spec: RunSpec):
+        """(ItemFeatures, notes) of a variant, loaded once per (encoder, text source, channels)."""
+        key = (spec.text_encoder, spec.text_source, spec.overrides.get("use_image", True),
+               spec.overrides.get("use_text", True))
+        if key not in self.features:
+            self.features[key] = load_item_features(self.ds, spec, self.cfg.progress)
+        return self.features[key]
+
+    def run(self, spec: RunSpec, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+        """Train (or resume) and test one (variant, seed): (metrics, ranks, history or None for popularity)."""
+        import torch
+
+        from .models import build_model
+        from .train import TrainConfig, resolve_device, train_model
+
+        cfg = self.cfg
+        features = self.item_features(spec)[0] if spec.uses_features else None
         overrides = _model_overrides(spec, features, cfg)
-        for seed in cfg.seeds:
-            torch.manual_seed(seed)
-            np.random.seed(seed)
-            if spec.model == "pop":
-                model, best_epoch = build_model("pop", space).fit(train_seqs), 0
-            else:
-                model = build_model(spec.model, space, features, train_sequences=train_seqs, **overrides)
-                run_dir = run_root / _slug(spec) / f"seed{seed}"
-                tcfg = TrainConfig(epochs=cfg.epochs, patience=cfg.patience, batch_size=cfg.batch_size, seed=seed,
-                                   device=cfg.device, progress=cfg.progress)
-                result = train_model(model, train_views, valid_views, valid_targets, valid_cands, space, names,
-                                     tcfg, run_dir, eval_cfg)
-                best_epoch = result.best_epoch
-                histories.append(result.history.assign(label=spec.label, seed=seed))
-            from .train import resolve_device
-            cases = evaluate_ranking(model, test_views, test_targets, space, test_cands, eval_cfg,
-                                     resolve_device(cfg.device) if spec.model != "pop" else "cpu")
-            ranks.append(cases[["protocol", "case", "target", "domain", "greater", "ties"]]
-                         .assign(label=spec.label, seed=seed))
-            metrics.append(summarize(cases, names).assign(label=spec.label, seed=seed, best_epoch=best_epoch))
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        history = None
+        if spec.model == "pop":
+            model, best_epoch = build_model("pop", self.space).fit(self.train_seqs), 0
+        else:
+            model = build_model(spec.model, self.space, features, train_sequences=self.train_seqs, **overrides)
+            tcfg = TrainConfig(epochs=cfg.epochs, patience=cfg.patience, batch_size=cfg.batch_size, seed=seed,
+                               device=cfg.device, progress=cfg.progress)
+            result = train_model(model, self.train_views, self.valid_views, self.valid_targets, self.valid_cands,
+                                 self.space, self.names, tcfg, self.run_root / _slug(spec) / f"seed{seed}",
+                                 self.eval_cfg)
+            best_epoch = result.best_epoch
+            history = result.history.assign(label=spec.label, seed=seed)
+        cases = evaluate_ranking(model, self.test_views, self.test_targets, self.space, self.test_cands,
+                                 self.eval_cfg, resolve_device(cfg.device) if spec.model != "pop" else "cpu")
+        ranks = cases[["protocol", "case", "target", "domain", "greater", "ties"]].assign(label=spec.label, seed=seed)
+        metrics = summarize(cases, self.names).assign(label=spec.label, seed=seed, best_epoch=best_epoch)
+        return metrics, ranks, history
+
+
+def _one_thread_on_cpu(cfg: ExperimentConfig, work):
+    """Run `work()` with one torch thread on CPU, as in a worker process, so the numbers do not depend on whether
+    the runs went to workers; the thread count is restored after."""
+    import torch
+
+    if cfg.device != "cpu":
+        return work()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return work()
+    finally:
+        torch.set_num_threads(threads)
+
+
+_WORKER_SETTING: _Setting | None = None
+
+
+def _worker_start(cfg: ExperimentConfig, log: str) -> None:
+    """A worker process: one torch thread (so a run's numbers do not depend on how many run beside it, nor on the
+    machine's core count), and the shared setting built once. Its stdout and stderr (warnings, library messages) go
+    to `log`, not into the notebook, where lines from several processes would land in a different order each run;
+    an error still reaches the caller, with its traceback."""
+    global _WORKER_SETTING
+    import os
+
+    import torch
+
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    torch.set_num_threads(1)
+    _WORKER_SETTING = _Setting(replace(cfg, progress=False))
+
+
+def _worker_run(spec: RunSpec, seed: int):
+    return _WORKER_SETTING.run(spec, seed)
+
+
+def run_experiment(cfg: ExperimentConfig, specs: list[RunSpec]) -> dict[str, pd.DataFrame]:
+    """Train and test every (variant, seed); write results/; return the metrics, ranks and history frames.
+
+    On CPU every run uses one torch thread, so that its numbers are the same whatever the machine's core count and
+    however many run at once (these small models gain little from a second thread: 617 vs. 644 ms per LLM-EMF step
+    here), and the runs go to `cfg.workers` processes side by side (0: one per core; 1: one after another in this
+    process). Results are collected in (variant, seed) order; the workers' messages go to
+    artifacts/runs/<dataset>/workers.log. On a GPU or under torchrun the runs go one after another in this
+    process, with torch's own thread settings."""
+    setting = _Setting(cfg)
+    notes = {s.label: setting.item_features(s)[1] for s in specs if s.uses_features}   # cache filled, said once
+    jobs = [(spec, seed) for spec in specs for seed in cfg.seeds]
+    workers = _workers(cfg, sum(spec.model != "pop" for spec, _ in jobs))
+    if workers == 1:
+        done = _one_thread_on_cpu(cfg, lambda: [setting.run(spec, seed) for spec, seed in jobs])
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        from tqdm.auto import tqdm
+
+        log = setting.run_root / "workers.log"
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_worker_start, initargs=(cfg, str(log))) as pool:
+            futures = [pool.submit(_worker_run, spec, seed) for spec, seed in jobs]
+            done = [f.result() for f in tqdm(futures, desc=f"{cfg.name}: runs on {workers} processes",
+                                             disable=not cfg.progress)]
+    metrics, ranks, histories = zip(*done)
+    histories = [h for h in histories if h is not None]
     out = {"metrics": pd.concat(metrics, ignore_index=True), "ranks": pd.concat(ranks, ignore_index=True),
            "history": pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()}
     _write(cfg, specs, out, notes)

@@ -42,6 +42,40 @@ def test_experiment_writes_recomputable_results(home):
     assert "sasrec" in (folder / "summary.md").read_text()
 
 
+@pytest.mark.slow
+def test_worker_processes_give_the_numbers_of_runs_in_this_process(home):
+    from dataclasses import replace
+
+    import torch
+
+    cfg = ExperimentConfig(name="w", synthetic=SMALL, n_negatives=99, seeds=(0, 1), epochs=1, max_len=20,
+                           progress=False, workers=2)
+    specs = default_specs(["sasrec", "pop", "llmemf_id"])
+    parallel = run_experiment(cfg, specs)
+    assert list((home / "artifacts" / "runs").rglob("workers.log"))    # worker messages went to the log
+    for ckpt in (home / "artifacts" / "runs").rglob("*.safetensors"):  # retrain, do not resume
+        ckpt.unlink()
+    threads = torch.get_num_threads()
+    serial = run_experiment(replace(cfg, workers=1), specs)
+    assert torch.get_num_threads() == threads                          # restored after the one-thread runs
+    # collected in (variant, seed) order, and bit for bit the numbers of the one-thread runs in this process
+    assert parallel["metrics"][["label", "seed"]].drop_duplicates().values.tolist() == \
+        [[label, seed] for label in ("sasrec", "pop", "llmemf_id") for seed in (0, 1)]
+    pd.testing.assert_frame_equal(parallel["ranks"], serial["ranks"])
+    pd.testing.assert_frame_equal(parallel["metrics"], serial["metrics"])
+    pd.testing.assert_frame_equal(parallel["history"].drop(columns=["seconds", "sequences_per_s"]),
+                                  serial["history"].drop(columns=["seconds", "sequences_per_s"]))
+
+
+def test_workers_are_one_on_a_gpu_and_at_most_the_jobs():
+    from llmemf_lite.experiment import _workers
+
+    assert _workers(ExperimentConfig(device="cuda", workers=4), 10) == 1
+    assert _workers(ExperimentConfig(workers=4), 3) == 3
+    assert _workers(ExperimentConfig(workers=1), 10) == 1
+    assert _workers(ExperimentConfig(workers=0), 0) == 1
+
+
 def _frame(values_a, values_b):
     rows = [{"label": lab, "seed": s, "protocol": "sampled", "domain": "food", "NDCG@10": v}
             for lab, vals in (("A", values_a), ("B", values_b)) for s, v in enumerate(vals)]
