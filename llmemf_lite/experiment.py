@@ -125,8 +125,10 @@ def _workers(cfg: ExperimentConfig, jobs: int) -> int:
 
     import torch
 
-    if cfg.device != "cpu" or (torch.distributed.is_available() and torch.distributed.is_initialized()) \
-            or "RANK" in os.environ:
+    from .train import resolve_device
+
+    if resolve_device(cfg.device) != "cpu" or "RANK" in os.environ \
+            or (torch.distributed.is_available() and torch.distributed.is_initialized()):
         return 1
     return max(1, min(jobs, cfg.workers or os.cpu_count() or 1))
 
@@ -205,7 +207,9 @@ def _one_thread_on_cpu(cfg: ExperimentConfig, work):
     the runs went to workers; the thread count is restored after."""
     import torch
 
-    if cfg.device != "cpu":
+    from .train import resolve_device
+
+    if resolve_device(cfg.device) != "cpu":
         return work()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -70,7 +70,10 @@ def test_worker_processes_give_the_numbers_of_runs_in_this_process(home):
 def test_workers_are_one_on_a_gpu_and_at_most_the_jobs():
     from llmemf_lite.experiment import _workers
 
+    import torch
+
     assert _workers(ExperimentConfig(device="cuda", workers=4), 10) == 1
+    assert _workers(ExperimentConfig(device="auto", workers=4), 10) == (1 if torch.cuda.is_available() else 4)
     assert _workers(ExperimentConfig(workers=4), 3) == 3
     assert _workers(ExperimentConfig(workers=1), 10) == 1
     assert _workers(ExperimentConfig(workers=0), 0) == 1
