@@ -219,17 +219,6 @@ def _one_thread_on_cpu(cfg: ExperimentConfig, work):
         torch.set_num_threads(threads)
 
 
-def _cost(spec: RunSpec) -> float:
-    """Rough training time relative to SASRec (training sequences/s in benchmarks/bench_train_eval.py and
-    bench_baselines.py), to start the longest runs first."""
-    if spec.model == "llmemf":
-        o = spec.overrides
-        channels = sum(o.get(f"use_{m}", True) for m in ("id", "text", "image"))
-        return 4.0 * channels if o.get("fusion", "score") == "score" else 5.0
-    return {"pop": 0.0, "c2dsr": 14.0, "llmemf_id": 4.0, "sasrec_domain": 1.8, "gru4rec_domain": 1.8}.get(spec.model,
-                                                                                                        1.0)
-
-
 _WORKER_SETTING: _Setting | None = None
 
 
@@ -278,10 +267,7 @@ def run_experiment(cfg: ExperimentConfig, specs: list[RunSpec]) -> dict[str, pd.
         log = setting.run_root / "workers.log"
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_worker_start, initargs=(cfg, str(log))) as pool:
-            # the longest runs first, so that no long run starts last (results are still collected in job order)
-            order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i][0]))
-            futures = dict((i, pool.submit(_worker_run, *jobs[i])) for i in order)
-            futures = [futures[i] for i in range(len(jobs))]
+            futures = [pool.submit(_worker_run, spec, seed) for spec, seed in jobs]
             done = [f.result() for f in tqdm(futures, desc=f"{cfg.name}: runs on {workers} processes",
                                              disable=not cfg.progress)]
     metrics, ranks, histories = zip(*done)
