@@ -76,7 +76,10 @@ def paper_comparison(results_root: Path, pair_source: str, metric: str = "NDCG@1
         frame = pd.read_csv(path) if path.is_file() else None
         eff = effect(frame, a, b, metric) if frame is not None else pd.DataFrame()
         if eff.empty:
-            missing.append(f"- {claim}: not measured (no `{a}` and `{b}` rows in `{path.relative_to(results_root.parent)}`)")
+            where = f"`{path.relative_to(results_root.parent)}`"
+            why = (f"no `{a}` and `{b}` rows in {where}" if frame is not None else
+                   f"notebook {experiment[:2]} has not been run on these data: no {where}")
+            missing.append(f"- {claim}: not measured ({why})")
             continue
         for r in eff.itertuples():
             lines.append(f"| {claim} | {r.domain} | {r.protocol} | {r.mean_A:.4f} | {r.mean_B:.4f} | "

@@ -101,7 +101,9 @@ def test_paper_comparison_says_what_was_not_measured(tmp_path):
     frame.to_csv(tmp_path / "results" / "04_train" / "x_y" / "metrics.csv", index=False)
     text = paper_comparison(tmp_path / "results", "x_y")
     assert "| LLM-EMF beats SASRec" in text and "holds" in text
-    assert "LLM-EMF beats C2DSR (cross-domain baseline): not measured" in text
+    assert "LLM-EMF beats C2DSR (cross-domain baseline): not measured (no `llmemf` and `c2dsr` rows in" in text
+    assert "images help: not measured (notebook 05 has not been run on these data: no " \
+           "`results/05_ablations/x_y/metrics.csv`)" in text
 
 
 def test_default_specs_apply_llmemf_overrides_to_llmemf_only():
