@@ -99,9 +99,11 @@ def _harmonic(n: np.ndarray) -> np.ndarray:
 
 def count_greater_and_ties(scores, targets, domain_mask=None, candidates=None):
     """torch: scores [B, n_items]; either candidates [B, C] (sampled) or domain_mask [B, n_items] (full ranking,
-    the target excluded from its own ties). Returns (greater [B], ties [B]) as int64 tensors."""
+    the target excluded from its own ties). Returns (greater [B], ties [B]) as int64 tensors. A NaN score counts
+    as -inf: a NaN target would otherwise be above nothing and tied with nothing, i.e. ranked first."""
     import torch
 
+    scores = scores.masked_fill(scores.isnan(), float("-inf"))
     target_score = scores.gather(1, targets[:, None])
     if candidates is not None:
         cand = scores.gather(1, candidates)

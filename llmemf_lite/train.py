@@ -73,14 +73,18 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def length_bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+def length_bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
+                            min_size: int = 1) -> list[np.ndarray]:
     """Shuffle, then sort by length within chunks of 50 batches, then shuffle the batches: each batch holds
-    sequences of similar length (little padding) while the epoch order stays random."""
+    sequences of similar length (little padding) while the epoch order stays random. A last batch smaller than
+    `min_size` (under DDP: the number of processes, each of which needs a row) joins the one before it."""
     order = rng.permutation(len(lengths))
     chunk = batch_size * 50
     parts = [c[np.argsort(lengths[c], kind="stable")] for c in np.array_split(order, max(1, len(order) // chunk))]
     order = np.concatenate(parts)
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if len(batches) > 1 and len(batches[-1]) < min_size:
+        batches[-2:] = [np.concatenate(batches[-2:])]
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
@@ -133,14 +137,18 @@ def load_checkpoint(path: Path, model, optimizer=None) -> dict:
 
 
 def model_signature(model) -> dict:
-    """What a checkpoint must match to be resumed: the model's class, its config and every tensor's shape."""
+    """What a checkpoint must match to be resumed: the model's class, its config, every tensor's shape and the
+    VERSION of any module that declares one."""
     from dataclasses import is_dataclass
 
     config = getattr(model, "config", None)
-    return json.loads(json.dumps({
-        "class": type(model).__name__,
-        "config": asdict(config) if is_dataclass(config) else None,
-        "tensors": {k: list(v.shape) for k, v in model.state_dict().items()}}, default=str))
+    signature = {"class": type(model).__name__, "config": asdict(config) if is_dataclass(config) else None,
+                 "tensors": {k: list(v.shape) for k, v in model.state_dict().items()}}
+    # a module whose computation changed under the same parameters says so with a VERSION (e.g. GRUEncoder)
+    versions = {type(m).__name__: m.VERSION for m in model.modules() if hasattr(m, "VERSION")}
+    if versions:
+        signature["versions"] = versions
+    return json.loads(json.dumps(signature, default=str))
 
 
 def train_model(model, train_views, valid_views, valid_targets, valid_candidates, space, domain_names,
@@ -180,7 +188,7 @@ def train_model(model, train_views, valid_views, valid_targets, valid_candidates
             break
         rng = np.random.default_rng([config.seed, epoch])
         gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        batches = length_bucketed_batches(lengths, config.batch_size, rng)
+        batches = length_bucketed_batches(lengths, config.batch_size, rng, min_size=world)
         model.train()
         losses, t0 = [], time.perf_counter()
         bar = tqdm(batches, desc=f"epoch {epoch}", disable=not config.progress or rank != 0, leave=False)

@@ -46,6 +46,18 @@ def test_counting_on_scores_sampled_and_full():
     assert (int(g), int(t)) == (1, 1)                              # item 2 ties; the target is not its own tie
 
 
+def test_nan_scores_rank_last_not_first():
+    nan = float("nan")
+    scores = torch.tensor([[nan, 0.9, 0.5, nan], [nan, nan, nan, nan]])
+    target = torch.tensor([0, 0])
+    g, t = count_greater_and_ties(scores, target, candidates=torch.tensor([[1, 2, 3], [1, 2, 3]]))
+    assert g.tolist() == [2, 0] and t.tolist() == [1, 3]     # a NaN ties only with NaN; all-NaN is all tied
+    g, t = count_greater_and_ties(scores, target, domain_mask=torch.ones(2, 4, dtype=torch.bool))
+    assert g.tolist() == [2, 0] and t.tolist() == [1, 3]
+    m = expected_rank_metrics(g.numpy(), t.numpy())
+    assert m["HR@1"][1] == pytest.approx(1 / 4)              # a diverged model scores like chance, not like 1
+
+
 def test_sampled_candidates_are_in_domain_fixed_and_exclude_target():
     targets = np.array([0, 5, 1199, 1200, 2699, 1700])
     a = sample_candidates(targets, SPACE, 999, seed=7)

@@ -66,6 +66,22 @@ def test_left_padding_and_window_do_not_change_scores():
     torch.testing.assert_close(model.score_all(short), model.score_all(long))
 
 
+@pytest.mark.parametrize("name", ["gru4rec", "sasrec", "bert4rec", "llmemf"])
+def test_a_users_scores_do_not_depend_on_the_other_rows_of_the_batch(name):
+    # a batch is trimmed to its longest row, so a short history gets more left padding beside a long one
+    ds, *_ = small_world()
+    seqs = sorted(ds.split("valid")["items"], key=len)
+    seqs = [seqs[0], seqs[-1]]
+    assert len(seqs[1]) > len(seqs[0]) + 3
+    torch.manual_seed(0)
+    features = ground_truth_features(ds) if name == "llmemf" else None
+    model = build_model(name, ds.space, features, max_len=40).eval()
+    views, _ = evaluation_views(seqs, ds.space, 40)
+    with torch.inference_mode():
+        alone, together = model.score_all(views.take([0])), model.score_all(views)[:1]
+    torch.testing.assert_close(alone, together, atol=2e-5, rtol=0)
+
+
 def test_future_items_do_not_leak_into_earlier_positions():
     ds, train, *_ = small_world()
     torch.manual_seed(0)

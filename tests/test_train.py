@@ -61,6 +61,15 @@ def test_length_buckets_cover_every_row_once():
     assert spread < 10          # a random batch would spread over ~45
 
 
+def test_a_last_batch_too_small_to_shard_joins_the_one_before():
+    lengths = np.random.default_rng(0).integers(1, 50, size=129)      # 129 = 2 * 64 + 1
+    plain = length_bucketed_batches(lengths, 64, np.random.default_rng(1))
+    assert sorted(map(len, plain)) == [1, 64, 64]
+    batches = length_bucketed_batches(lengths, 64, np.random.default_rng(1), min_size=2)
+    assert sorted(map(len, batches)) == [64, 65]                     # no process gets an empty shard
+    assert sorted(np.concatenate(batches).tolist()) == list(range(129))
+
+
 @pytest.mark.slow
 def test_two_process_ddp_reaches_the_single_process_metrics(tmp_path):
     script = ROOT / "tests" / "ddp_train_script.py"

@@ -70,7 +70,14 @@ class CausalTransformer(nn.Module):
 
 
 class GRUEncoder(nn.Module):
-    """GRU4Rec's encoder: a GRU over the (left-padded) sequence; output at each position."""
+    """GRU4Rec's encoder: a GRU over the real items of each (left-padded) sequence; output at each position.
+
+    The GRU never steps over padding: its biases would move the hidden state at every padding step, so the state
+    at a user's first item would depend on how much padding precedes it, i.e. on the other rows of the batch (a
+    batch is trimmed to its longest row). Each row is shifted to the left, packed to its own length, and the
+    outputs are shifted back."""
+
+    VERSION = 2   # 1: stepped over the left padding (checkpoints of version 1 are not resumed)
 
     def __init__(self, d: int, n_layers: int, dropout: float):
         super().__init__()
@@ -78,7 +85,14 @@ class GRUEncoder(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        # Left padding with zero inputs: the GRU state before the first real item stays a function of zeros only,
-        # identical for every sequence, so padding carries no information.
-        out, _ = self.gru(self.drop(x) * valid[..., None])
-        return out * valid[..., None]
+        from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+        B, L, d = x.shape
+        n = valid.sum(1)                                                   # items per row (left padding)
+        steps = torch.arange(L, device=x.device)[None, :]
+        to_front = (steps + (L - n)[:, None]) % L                          # row-wise shift: items first
+        front = self.drop(x).gather(1, to_front[..., None].expand(-1, -1, d))
+        packed = pack_padded_sequence(front, n.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = pad_packed_sequence(self.gru(packed)[0], batch_first=True, total_length=L)
+        back = (steps - (L - n)[:, None]) % L
+        return out.gather(1, back[..., None].expand(-1, -1, d)) * valid[..., None]
