@@ -4,7 +4,8 @@ straightforward per-case loop on the same model and candidates, measured side by
     .venv/bin/python benchmarks/bench_train_eval.py [--source synthetic|llmcdsr] [--steps 20] [--device cuda]
 
 The per-case loop is what a first implementation does: for each test case, score its history alone, then count
-the candidates above and tied with the target. Both paths must give the same ranks (checked).
+the candidates above and tied with the target. Both paths must give the same ranks (asserted on a CPU; on a GPU
+the count of cases ranked alike is printed).
 """
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ def main() -> None:
     feats = ItemFeatures().add("text", rng.normal(size=(space.n_items, 384)).astype(np.float32),
                                np.ones(space.n_items, bool)).add(
         "image", rng.normal(size=(space.n_items, 512)).astype(np.float32), np.ones(space.n_items, bool))
-    where = torch.cuda.get_device_name(0) if device.startswith("cuda") else f"cpu, torch threads {torch.get_num_threads()}"
+    where = (torch.cuda.get_device_name(0) if device.startswith("cuda")
+             else f"cpu, torch threads {torch.get_num_threads()}")
     print(f"dataset {ds.pair.name} ({args.source}), {where}")
     print("\n| model | training sequences/s |\n|---|---|")
     gen = torch.Generator().manual_seed(0)

@@ -103,11 +103,14 @@ def count_greater_and_ties(scores, targets, domain_mask=None, candidates=None):
     as -inf: a NaN target would otherwise be above nothing and tied with nothing, i.e. ranked first."""
     import torch
 
-    scores = scores.masked_fill(scores.isnan(), float("-inf"))
-    target_score = scores.gather(1, targets[:, None])
-    if candidates is not None:
-        cand = scores.gather(1, candidates)
+    def nan_last(x):
+        return x.masked_fill(x.isnan(), float("-inf"))
+
+    target_score = nan_last(scores.gather(1, targets[:, None]))
+    if candidates is not None:   # only the gathered scores need it, not the whole [B, n_items] matrix
+        cand = nan_last(scores.gather(1, candidates))
         return (cand > target_score).sum(1), (cand == target_score).sum(1)
+    scores = nan_last(scores)
     greater = ((scores > target_score) & domain_mask).sum(1)
     ties = ((scores == target_score) & domain_mask).sum(1) - 1
     return greater, torch.clamp(ties, min=0)

@@ -87,7 +87,7 @@ class GRUEncoder(nn.Module):
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-        B, L, d = x.shape
+        _, L, d = x.shape
         n = valid.sum(1)                                                   # items per row (left padding)
         steps = torch.arange(L, device=x.device)[None, :]
         to_front = (steps + (L - n)[:, None]) % L                          # row-wise shift: items first
