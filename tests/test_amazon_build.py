@@ -26,12 +26,16 @@ def test_amazon_source_is_cached_and_keyed_by_parameters(artifacts, tmp_path):
     explicit = build_dataset("movie_book", "amazon", None, k_core=2, review_files=files, meta_files=metas,
                              progress=False)
     assert explicit.sequences["items"].map(list).tolist() == ds.sequences["items"].map(list).tolist()
-    # a changed input file rebuilds
-    before = dataset_folder("movie_book", "amazon", raw, k_core=2)
-    (raw / "reviews_Books_5.json.gz").write_bytes((raw / "reviews_Books_5.json.gz").read_bytes() + b"")
+    # the cache is keyed by content: a touched file or a copy elsewhere keeps the folder, a changed file rebuilds
     import os
+    import shutil
+    before = dataset_folder("movie_book", "amazon", raw, k_core=2)
     os.utime(raw / "reviews_Books_5.json.gz", (1, 1))
-    assert dataset_folder("movie_book", "amazon", raw, k_core=2) != before
+    assert dataset_folder("movie_book", "amazon", raw, k_core=2) == before
+    copy = shutil.copytree(raw, tmp_path / "elsewhere")
+    assert dataset_folder("movie_book", "amazon", copy, k_core=2) == before
+    (copy / "reviews_Books_5.json.gz").write_bytes((copy / "reviews_Books_5.json.gz").read_bytes() + b"\n")
+    assert dataset_folder("movie_book", "amazon", copy, k_core=2) != before
 
 
 def test_parameters_are_checked(artifacts):

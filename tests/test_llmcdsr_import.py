@@ -1,4 +1,5 @@
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,6 +40,28 @@ def test_small_release_becomes_canonical(tmp_path):
     np.testing.assert_array_equal(ds.split("test")["items"].iloc[1], [3, 0, 4])
     # mixed rows: train 0,3,4,1 (2 of 3 transitions cross), valid 0,3,2 (2 of 2), test 1,4 (1 of 1), 3,0,4 (2 of 2)
     assert ds.card["cross_domain_transition_share"] == pytest.approx(7 / 8)
+
+
+def test_cache_folder_is_keyed_by_content_not_by_path_or_copy_time(tmp_path, artifacts):
+    import json
+    import os
+    import shutil
+
+    from llmemf_lite.data.build import dataset_folder
+
+    first = write_release(tmp_path / "rel")
+    key = dataset_folder("food_kitchen", "llmcdsr", first)
+    # a fresh copy in another place, with other modification times (a new machine, a new checkout): same folder
+    copy = Path(shutil.copytree(first, tmp_path / "elsewhere" / "rel"))
+    for f in copy.iterdir():
+        os.utime(f, (1_000_000, 1_000_000))
+    assert dataset_folder("food_kitchen", "llmcdsr", copy) == key
+    # each file was hashed once and memoised by path, size and mtime
+    memo = json.loads((artifacts / "datasets" / "file_hashes.json").read_text())
+    assert len(memo) == 2 * len(list(first.iterdir())) and str((copy / "test.txt").resolve()) in memo
+    # one changed byte: another folder
+    (copy / "test.txt").write_text("1\t1,4\n2\t3,0,3\n")
+    assert dataset_folder("food_kitchen", "llmcdsr", copy) != key
 
 
 def test_saved_and_loaded_dataset_is_identical(tmp_path):

@@ -1,8 +1,11 @@
 """`build_dataset`: the one call every notebook and test uses to get a canonical dataset, built once and cached.
 
 The cache folder is keyed by what determines the content (the synthetic config, or the source files' names, sizes
-and modification times plus the importer's parameters), so a changed input rebuilds and an unchanged one loads in
-well under a second. A folder is written under a temporary name and renamed when complete, so an interrupted build
+and SHA-256 plus the importer's parameters), so a changed input rebuilds and an unchanged one loads in well under a
+second, and the same files give the same folder on every machine: a fresh copy of the data (new modification
+times) or another checkout location does not orphan the caches and checkpoints keyed by it. Each file's hash is
+memoised by (path, size, modification time) in `artifacts/datasets/file_hashes.json`, so a multi-GB dump is read
+once. A folder is written under a temporary name and renamed when complete, so an interrupted build
 never looks finished.
 
 Sources: "synthetic" (the embedded default), "llmcdsr" (the LLMCDSR release), "amazon" (raw Amazon reviews +
@@ -13,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -30,13 +34,45 @@ def default_amazon_dir() -> Path:
     return artifacts_dir() / "raw" / "amazon"
 
 
+def _file_hashes(files: list[Path]) -> list[str]:
+    """SHA-256 of each file, memoised by (absolute path, size, mtime_ns): unchanged files are not read again."""
+    from .download import sha256_of
+
+    memo_path = artifacts_dir() / "datasets" / "file_hashes.json"
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    hashes, changed = [], False
+    for f in files:
+        st = f.stat()
+        stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        entry = memo.get(str(f.resolve()))
+        if entry is None or entry[0] != stamp:
+            entry, changed = [stamp, sha256_of(f)], True
+            memo[str(f.resolve())] = entry
+        hashes.append(entry[1])
+    if changed:
+        memo_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo_path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(memo, indent=0, sort_keys=True))
+        tmp.replace(memo_path)   # atomic; processes building side by side at worst hash a file twice
+    return hashes
+
+
+def _content_fingerprint(files: list[Path], names: list[str]) -> list:
+    """(name, bytes, SHA-256) per file, sorted by name: what a source's content key is made of."""
+    return sorted(zip(names, (f.stat().st_size for f in files), _file_hashes(files)))
+
+
 def _folder_fingerprint(folder: Path) -> list:
-    return sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in folder.iterdir() if p.is_file())
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    return _content_fingerprint(files, [p.name for p in files])
 
 
 def _tree_fingerprint(folder: Path, name_filter=None) -> list:
-    return sorted((str(p.relative_to(folder)), p.stat().st_size, int(p.stat().st_mtime)) for p in folder.rglob("*")
-                  if p.is_file() and (name_filter is None or name_filter(p.name)))
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and (name_filter is None or name_filter(p.name)))
+    return _content_fingerprint(files, [str(p.relative_to(folder)) for p in files])
 
 
 def source_options(source: str, params: dict, amazon=None, split=None) -> dict:
@@ -81,7 +117,9 @@ def dataset_folder(domain_pair: str, source: str, data_dir: str | Path | None = 
         key = (synthetic or SyntheticConfig()).key()
     elif source == "llmcdsr":
         folder = resolve(data_dir or SHARED_FOOD_KITCHEN)
-        key_src = json.dumps([str(folder), _folder_fingerprint(folder) if folder.is_dir() else None])
+        # the content alone (no path): where the release sits, and when it was copied there, do not matter;
+        # a missing folder keys on its path and fails when built, naming it
+        key_src = json.dumps(_folder_fingerprint(folder) if folder.is_dir() else str(folder))
         key = hashlib.sha256(key_src.encode()).hexdigest()[:12]
     elif source in ("amazon", "c2dsr", "recbole"):
         options = source_options(source, params)
@@ -93,14 +131,15 @@ def dataset_folder(domain_pair: str, source: str, data_dir: str | Path | None = 
 
             categories = cfg.categories or get_pair(domain_pair).amazon_categories
             explicit = [resolve(p) for p in (cfg.review_files or ()) + (cfg.meta_files or ())]
-            fingerprint = [(str(p), p.stat().st_size, int(p.stat().st_mtime)) for p in explicit if p.is_file()]
+            present = [p for p in explicit if p.is_file()]
+            fingerprint = _content_fingerprint(present, [p.name for p in present])
             if folder.is_dir() and not explicit:
                 fingerprint = _tree_fingerprint(folder, lambda n: any(c in n for c in categories)
                                                 and not n.endswith(".part"))
         elif folder.is_dir():
             fingerprint = _tree_fingerprint(folder)
-        key = _key(str(folder), fingerprint, {k: (dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v)
-                                              for k, v in options.items()})
+        settings = {k: (dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v) for k, v in options.items()}
+        key = _key(fingerprint if fingerprint else str(folder), settings)
     else:
         raise ValueError(f"unknown source {source!r}; choose one of {SOURCES}")
     return artifacts_dir() / "datasets" / f"{domain_pair}-{source}-{key}"
