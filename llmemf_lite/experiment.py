@@ -286,13 +286,29 @@ def _slug(spec: RunSpec) -> str:
 
 
 def _fixed_candidates(path: Path, targets, space, eval_cfg: EvalConfig, offset: int) -> np.ndarray:
-    """The saved candidates of a split, sampled once (seed = candidate_seed + offset) and reused by every model."""
-    if path.is_file():
-        cands = np.load(path)
-        if cands.shape == (len(targets), eval_cfg.n_negatives):
-            return cands
-    cands = sample_candidates(targets, space, eval_cfg.n_negatives, eval_cfg.candidate_seed + offset)
+    """The saved candidates of a split, sampled once (seed = candidate_seed + offset) and reused by every model.
+
+    A saved file is reused only when its record (`<name>.json`: seed, number of negatives, SHA-256 of the targets)
+    says it was drawn for these very cases with this seed, and it passes `load_candidates`' checks (each row in its
+    target's domain, the target never a negative); otherwise it is drawn again (the same seed gives the same
+    array) and overwritten."""
+    import hashlib
+
+    seed = eval_cfg.candidate_seed + offset
+    record = {"seed": seed, "n_negatives": eval_cfg.n_negatives,
+              "targets_sha256": hashlib.sha256(np.ascontiguousarray(targets, dtype=np.int64).tobytes()).hexdigest()}
+    stamp = path.with_suffix(".json")
+    if path.is_file() and stamp.is_file():
+        try:
+            if json.loads(stamp.read_text()) == record:
+                cands = load_candidates(path, targets, space)
+                if cands.shape[1] == eval_cfg.n_negatives:
+                    return cands
+        except ValueError:
+            pass   # a damaged or foreign file: drawn again below
+    cands = sample_candidates(targets, space, eval_cfg.n_negatives, seed)
     np.save(path, cands)
+    stamp.write_text(json.dumps(record, indent=1))
     return cands
 
 

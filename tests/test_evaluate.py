@@ -92,3 +92,28 @@ def test_candidates_from_another_codebase(tmp_path):
     with pytest.raises(ValueError, match="expected \\(2, n_negatives\\)"):
         np.save(tmp_path / "short.npy", good[:1])
         load_candidates(tmp_path / "short.npy", targets, SPACE)
+
+
+def test_saved_candidates_are_reused_only_for_the_same_cases_and_seed(tmp_path):
+    from llmemf_lite.evaluate import EvalConfig
+    from llmemf_lite.experiment import _fixed_candidates
+
+    path, cfg = tmp_path / "test_candidates.npy", EvalConfig(n_negatives=999)
+    targets = np.array([3, 1300, 7])
+    first = _fixed_candidates(path, targets, SPACE, cfg, 1)
+    assert np.array_equal(first, sample_candidates(targets, SPACE, 999, cfg.candidate_seed + 1))
+    np.save(path, first[:, ::-1])            # a reused file is read, not drawn again
+    assert np.array_equal(_fixed_candidates(path, targets, SPACE, cfg, 1), first[:, ::-1])
+    # same shape, other cases (the dataset changed under the same folder): drawn again, not reused
+    other = np.array([4, 1301, 8])
+    again = _fixed_candidates(path, other, SPACE, cfg, 1)
+    assert np.array_equal(again, sample_candidates(other, SPACE, 999, cfg.candidate_seed + 1))
+    # same cases, another seed: drawn again
+    seeded = _fixed_candidates(path, other, SPACE, EvalConfig(n_negatives=999, candidate_seed=5), 1)
+    assert np.array_equal(seeded, sample_candidates(other, SPACE, 999, 6))
+    # a file damaged in place (a target among its own negatives) is not trusted
+    bad = seeded.copy()
+    bad[0, 0] = other[0]
+    np.save(path, bad)
+    assert np.array_equal(_fixed_candidates(path, other, SPACE, EvalConfig(n_negatives=999, candidate_seed=5), 1),
+                          seeded)
