@@ -338,3 +338,30 @@ def test_smollm2_gguf_enriches_a_handful_of_items(artifacts, tmp_path):
         if run.reasons[i] is None:
             assert len(run.generated_text[i].split()) >= 4
     assert enriched_texts(ds, config, build_if_missing=False, progress=False)[:1] == run.texts[:1]
+
+
+def test_downstream_builds_only_the_sources_default_scope_and_reads_larger_runs(artifacts, tmp_path, monkeypatch):
+    """Embedding "enriched" text of real data must not start an hours-long run over every item: without a config,
+    `enriched_texts` builds the scope notebook 02 builds by default, and reads whatever a larger run added."""
+    import types
+
+    import llmemf_lite.enrich.enrich as E
+
+    ds = tiny_dataset(tmp_path / "ds")          # source "test": not the synthetic world
+    assert E.default_limit(types.SimpleNamespace(card={"source": "synthetic"})) is None
+    assert E.default_limit(ds) == E.REAL_DATA_LIMIT == 480
+    scripted = ScriptedBackend(key=generator_key(EnrichConfig()))
+    monkeypatch.setattr(E, "REAL_DATA_LIMIT", 4)
+    monkeypatch.setattr(E, "make_backend", lambda config: scripted)
+    titles = ds.items["title"].tolist()
+
+    def enriched_ids(texts):   # item 5 has no text at all: None
+        return [i for i, (t, title) in enumerate(zip(texts, titles)) if t is not None and t != title]
+
+    texts = enriched_texts(ds, progress=False)
+    assert scripted.prompts_seen == 4 and enriched_ids(texts) == sorted(select_items(ds, 4).tolist())
+    assert texts[5] is None and all(t.startswith(title) for i, (t, title) in enumerate(zip(texts, titles)) if i != 5)
+    enrich_dataset(ds, EnrichConfig(limit=8), backend=scripted, progress=False)   # notebook 02 with -p limit 8
+    assert scripted.prompts_seen == 8                                   # only the 4 new ones generated
+    texts = enriched_texts(ds, progress=False)
+    assert scripted.prompts_seen == 8 and enriched_ids(texts) == sorted(select_items(ds, 8).tolist())

@@ -9,7 +9,8 @@ http.py (OpenAI-compatible servers), guards.py (degenerate-output checks), cache
 """
 from .backend import BackendError, Generation, make_backend
 from .cache import EnrichmentCache
-from .enrich import EnrichConfig, EnrichmentRun, enrich_dataset, enriched_texts, select_items
+from .enrich import (REAL_DATA_LIMIT, EnrichConfig, EnrichmentRun, default_limit, enrich_dataset, enriched_texts,
+                     select_items)
 from .guards import GuardConfig, check_generation
 from .http import OpenAICompatibleBackend
 from .local import TransformersBackend, load_causal_lm, locate_smollm2_gguf
@@ -17,5 +18,5 @@ from .prompts import TEMPLATES, PromptTemplate, get_template
 
 __all__ = ["BackendError", "EnrichConfig", "EnrichmentCache", "EnrichmentRun", "Generation", "GuardConfig",
            "OpenAICompatibleBackend", "PromptTemplate", "TEMPLATES", "TransformersBackend", "check_generation",
-           "enrich_dataset", "enriched_texts", "get_template", "load_causal_lm", "locate_smollm2_gguf",
-           "make_backend", "select_items"]
+           "enrich_dataset", "enriched_texts", "default_limit", "REAL_DATA_LIMIT", "get_template", "load_causal_lm",
+           "locate_smollm2_gguf", "make_backend", "select_items"]

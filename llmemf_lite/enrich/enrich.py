@@ -327,8 +327,29 @@ def _generate(run: EnrichmentRun, config: EnrichConfig, pending: list[int], prom
 
 def enriched_texts(ds, config: EnrichConfig | None = None, *, build_if_missing: bool = True,
                    progress: bool = True) -> list[str | None]:
-    """One text per global item id (len == ds.space.n_items): the enriched text; the original title where the
-    generation fell back (or where `config.limit` left the item out); None only where the item has no text.
+    """One text per global item id (len == ds.space.n_items): the enriched text wherever the cache holds one, the
+    original title elsewhere (a generation that fell back, or an item outside the enriched scope), None only where
+    the item has no text.
+
+    With build_if_missing=True the scope's missing items are generated first. The scope is `config.limit`, or,
+    without a config, the source's default (`default_limit`: the whole synthetic world, REAL_DATA_LIMIT items of
+    real data), the same items notebook 02 enriches by default, so a downstream stage never starts an hours-long
+    run of its own. Items beyond the scope that an earlier, larger run enriched are read too.
     With build_if_missing=False: what the cache holds, None for the rest, and no model is loaded.
-    Cheap when everything is cached (one indexed read of the cache, no model)."""
-    return enrich_dataset(ds, config, progress=progress, build_if_missing=build_if_missing).texts
+    Cheap when everything is cached (indexed reads of the cache, no model)."""
+    if not build_if_missing:
+        return enrich_dataset(ds, config, progress=progress, build_if_missing=False).texts
+    scope = config or EnrichConfig(limit=default_limit(ds))
+    built = enrich_dataset(ds, scope, progress=progress)                         # titles beyond the scope
+    cached = enrich_dataset(ds, scope, progress=False, build_if_missing=False)    # every item the cache holds
+    return [c if c is not None else b for c, b in zip(cached.texts, built.texts)]
+
+
+REAL_DATA_LIMIT = 480   # items enriched by default on any source but the synthetic world: 36,298 real items take
+                        # hours on a 2-core CPU (notebook 02 prints the estimate); `limit` asks for more
+
+
+def default_limit(ds) -> int | None:
+    """How many items are enriched when nobody says: all of the synthetic world (None), REAL_DATA_LIMIT of any other
+    source."""
+    return None if ds.card.get("source") == "synthetic" else REAL_DATA_LIMIT
