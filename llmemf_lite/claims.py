@@ -6,6 +6,8 @@ where effect > spread, does not hold where effect < -spread, and is within noise
 """
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import numpy as np
@@ -77,8 +79,11 @@ def paper_comparison(results_root: Path, pair_source: str, metric: str = "NDCG@1
         eff = effect(frame, a, b, metric) if frame is not None else pd.DataFrame()
         if eff.empty:
             where = f"`{path.relative_to(results_root.parent)}`"
-            why = (f"no `{a}` and `{b}` rows in {where}" if frame is not None else
-                   f"notebook {experiment[:2]} has not been run on these data: no {where}")
+            skipped = path.with_name("skipped.json")
+            skipped = json.loads(skipped.read_text()) if skipped.is_file() else {}
+            why = (f"notebook {experiment[:2]} has not been run on these data: no {where}" if frame is None else
+                   "; ".join(f"`{v}` {skipped[v]}" for v in (a, b) if v in skipped)
+                   or f"no `{a}` and `{b}` rows in {where}")
             missing.append(f"- {claim}: not measured ({why})")
             continue
         for r in eff.itertuples():

@@ -254,6 +254,7 @@ def run_experiment(cfg: ExperimentConfig, specs: list[RunSpec]) -> dict[str, pd.
     process, with torch's own thread settings."""
     setting = _Setting(cfg)
     notes = {s.label: setting.item_features(s)[1] for s in specs if s.uses_features}   # cache filled, said once
+    specs, skipped = runnable_specs(specs, lambda s: setting.item_features(s)[0], cfg)
     jobs = [(spec, seed) for spec in specs for seed in cfg.seeds]
     workers = _workers(cfg, sum(spec.model != "pop" for spec, _ in jobs))
     if workers == 1:
@@ -273,9 +274,36 @@ def run_experiment(cfg: ExperimentConfig, specs: list[RunSpec]) -> dict[str, pd.
     metrics, ranks, histories = zip(*done)
     histories = [h for h in histories if h is not None]
     out = {"metrics": pd.concat(metrics, ignore_index=True), "ranks": pd.concat(ranks, ignore_index=True),
-           "history": pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()}
+           "history": pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(), "skipped": skipped}
     _write(cfg, specs, out, notes)
     return out
+
+
+def runnable_specs(specs: list[RunSpec], features_of, cfg: ExperimentConfig) -> tuple[list[RunSpec], dict[str, str]]:
+    """The variants these data can run, and why each other one is not run. An LLM-EMF variant loses the channels
+    the data lack entirely (`_model_overrides`; e.g. images on the real Food-Kitchen data): one left with no channel
+    ("image only") cannot run, and one that becomes the same model as an earlier variant ("w/o image" = the full
+    model when no item has an image) would repeat it and report a difference of zero as a finding.
+    `features_of(spec)` gives the variant's ItemFeatures (or None)."""
+    kept, skipped, seen = [], {}, {}
+    for spec in specs:
+        if spec.model != "llmemf":
+            kept.append(spec)
+            continue
+        effective = _model_overrides(spec, features_of(spec) if spec.uses_features else None, cfg)
+        channels = [m for m in ("id", "image", "text") if effective.get(f"use_{m}", True)]
+        if not channels:
+            skipped[spec.label] = "not run: every channel it uses is absent from these data"
+            continue
+        text = [spec.text_encoder, spec.text_source] if "text" in channels else None
+        same = json.dumps([{k: v for k, v in effective.items() if v is not True}, text], sort_keys=True, default=str)
+        if same in seen:
+            skipped[spec.label] = (f"not run: the same model as '{seen[same]}' on these data (the channel it "
+                                   f"switches off is absent anyway)")
+            continue
+        seen[same] = spec.label
+        kept.append(spec)
+    return kept, skipped
 
 
 def _slug(spec: RunSpec) -> str:
@@ -363,5 +391,14 @@ def _write(cfg: ExperimentConfig, specs, out: dict, notes: dict) -> None:
     lines += ["## Variants (this run)", ""] + [
         f"- **{s.label}**: model `{s.model}`, overrides `{s.overrides}`, seeds {sorted(seeds[s.label].tolist())}"
         + (f", features: {notes[s.label]}" if s.label in notes else "") for s in specs]
+    skipped = out.get("skipped") or {}
+    if skipped:
+        lines += ["", "## Variants not run on these data", ""] + [f"- **{k}**: {v}" for k, v in skipped.items()]
     lines += ["", f"Configuration of this run: `{json.dumps(asdict(cfg), default=str)}`", ""]
     (folder / "summary.md").write_text("\n".join(lines))
+    # read by claims.paper_comparison to say why a claim is not measured; absent when every variant ran
+    record = folder / "skipped.json"
+    if skipped:
+        record.write_text(json.dumps(skipped, indent=1))
+    elif record.is_file():
+        record.unlink()

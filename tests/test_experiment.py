@@ -120,3 +120,39 @@ def test_ablations_include_every_single_channel():
     assert specs["image only"].overrides == {"use_id": False, "use_text": False}
     assert specs["representation-level fusion"].overrides == {"fusion": "representation"}
     assert specs["LLM-EMF (full)"].overrides == {}
+
+
+def test_variants_the_data_cannot_run_are_skipped_with_a_reason_and_the_claim_says_so(home):
+    """Real Food-Kitchen has no images: "image only" has no channel left, "w/o image" is the full model again, and
+    "ID only" is "w/o text" again. They are not run, and the paper comparison says why instead of a zero effect."""
+    from llmemf_lite.experiment import _write, ablation_specs, runnable_specs
+    from llmemf_lite.models import ItemFeatures
+
+    def no_images(spec):   # text for every item, no image anywhere (what load_item_features gives on real data)
+        f = ItemFeatures()
+        if spec.overrides.get("use_text", True):
+            f.add("text", np.zeros((5, 4), np.float32), np.ones(5, bool))
+        return f
+
+    cfg = ExperimentConfig(name="05_ablations")
+    specs = ablation_specs()
+    kept, skipped = runnable_specs(specs, no_images, cfg)
+    assert set(skipped) == {"w/o image", "image only", "ID only"}
+    assert "'LLM-EMF (full)'" in skipped["w/o image"] and "'w/o text'" in skipped["ID only"]
+    assert "absent" in skipped["image only"] and len(kept) == len(specs) - 3
+    with_images = lambda spec: no_images(spec).add("image", np.zeros((5, 4), np.float32), np.ones(5, bool))
+    assert runnable_specs(specs, with_images, cfg) == (specs, {})       # the synthetic world runs all ten
+
+    # the comparison names the reason
+    rows = [{"label": s.label, "seed": seed, "protocol": p, "domain": d, "cases": 1, **{m: 0.1 for m in METRICS},
+             "best_epoch": 1} for s in kept for seed in (0, 1) for p in ("sampled", "full") for d in ("food", "kitchen")]
+    parts = {"metrics": pd.DataFrame(rows), "ranks": pd.DataFrame(columns=["label", "seed"]),
+             "history": pd.DataFrame()}
+    folder = home / "results" / "05_ablations" / "food_kitchen_synthetic"
+    _write(cfg, kept, {**parts, "skipped": skipped}, {})
+    text = paper_comparison(home / "results", "food_kitchen_synthetic")
+    assert "images help: not measured (`w/o image` not run: the same model as 'LLM-EMF (full)'" in text
+    assert "ID + text + image beats image alone: not measured (`image only` not run: every channel" in text
+    assert "Variants not run on these data" in (folder / "summary.md").read_text()
+    _write(cfg, kept, {**parts, "skipped": {}}, {})           # a later run that ran everything: no stale reasons
+    assert not (folder / "skipped.json").exists()
