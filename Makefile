@@ -8,6 +8,8 @@ export TOKENIZERS_PARALLELISM := false
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 REAL_DATA ?= ../shared/data/food-kitchen
+# notebooks 03-06 on the real data: a GPU where there is one (`make reproduce-real REAL_DEVICE=cpu` forces the CPU)
+REAL_DEVICE ?= auto
 
 .PHONY: env reproduce reproduce-real test notebooks lab benchmarks
 
@@ -20,7 +22,7 @@ reproduce: env
 
 ## the same sequence on the real Amazon Food-Kitchen data (LLMCDSR release in ../shared)
 reproduce-real: env
-	$(PY) -m llmemf_lite.pipeline --out runs/food_kitchen_real -p domain_pair food_kitchen -p source llmcdsr -p data_dir $(REAL_DATA)
+	$(PY) -m llmemf_lite.pipeline --out runs/food_kitchen_real -p domain_pair food_kitchen -p source llmcdsr -p data_dir $(REAL_DATA) -p device $(REAL_DEVICE)
 
 ## unit tests + every committed notebook re-executed and compared with its committed outputs
 test: env
