@@ -7,7 +7,6 @@ where effect > spread, does not hold where effect < -spread, and is within noise
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 import numpy as np
