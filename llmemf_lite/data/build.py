@@ -34,8 +34,10 @@ def default_amazon_dir() -> Path:
     return artifacts_dir() / "raw" / "amazon"
 
 
-def _file_hashes(files: list[Path]) -> list[str]:
-    """SHA-256 of each file, memoised by (absolute path, size, mtime_ns): unchanged files are not read again."""
+def _content_fingerprint(files: list[Path], names: list[str]) -> list:
+    """(name, bytes, SHA-256) per file, sorted by name: what a source's content key is made of. Each hash is
+    memoised by (absolute path, size, mtime_ns) in artifacts/datasets/file_hashes.json: unchanged files are not read
+    again."""
     from .download import sha256_of
 
     memo_path = artifacts_dir() / "datasets" / "file_hashes.json"
@@ -43,26 +45,19 @@ def _file_hashes(files: list[Path]) -> list[str]:
         memo = json.loads(memo_path.read_text())
     except (OSError, ValueError):
         memo = {}
-    hashes, changed = [], False
-    for f in files:
-        st = f.stat()
+    rows, changed = [], False
+    for f, name in zip(files, names):
+        st, where = f.stat(), str(f.resolve())
         stamp = f"{st.st_size}:{st.st_mtime_ns}"
-        entry = memo.get(str(f.resolve()))
-        if entry is None or entry[0] != stamp:
-            entry, changed = [stamp, sha256_of(f)], True
-            memo[str(f.resolve())] = entry
-        hashes.append(entry[1])
+        if memo.get(where, [None])[0] != stamp:
+            memo[where], changed = [stamp, sha256_of(f)], True
+        rows.append((name, st.st_size, memo[where][1]))
     if changed:
         memo_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = memo_path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(memo, indent=0, sort_keys=True))
         tmp.replace(memo_path)   # atomic; processes building side by side at worst hash a file twice
-    return hashes
-
-
-def _content_fingerprint(files: list[Path], names: list[str]) -> list:
-    """(name, bytes, SHA-256) per file, sorted by name: what a source's content key is made of."""
-    return sorted(zip(names, (f.stat().st_size for f in files), _file_hashes(files)))
+    return sorted(rows)
 
 
 def _folder_fingerprint(folder: Path) -> list:

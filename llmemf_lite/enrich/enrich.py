@@ -340,9 +340,9 @@ def enriched_texts(ds, config: EnrichConfig | None = None, *, build_if_missing: 
     if not build_if_missing:
         return enrich_dataset(ds, config, progress=progress, build_if_missing=False).texts
     scope = config or EnrichConfig(limit=default_limit(ds))
-    built = enrich_dataset(ds, scope, progress=progress)                         # titles beyond the scope
-    cached = enrich_dataset(ds, scope, progress=False, build_if_missing=False)    # every item the cache holds
-    return [c if c is not None else b for c, b in zip(cached.texts, built.texts)]
+    enrich_dataset(ds, scope, progress=progress)                              # generate what the scope lacks
+    cached = enrich_dataset(ds, scope, progress=False, build_if_missing=False)  # every item the cache holds
+    return [t if t is not None else title for t, title in zip(cached.texts, cached.titles)]
 
 
 REAL_DATA_LIMIT = 480   # items enriched by default on any source but the synthetic world: 36,298 real items take
