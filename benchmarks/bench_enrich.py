@@ -7,6 +7,9 @@ prompt, greedy, max_new_tokens as in EnrichConfig. Three ways:
     one at a time          batch size 1 (the first --single items: it is slow)
     batched                --batch-size prompts per generate() call, plain left padding
     batched, shared prefix the same, the prompt's common prefix computed once per batch (the default)
+With --processes N, instead: `enrich_dataset` over --items items as one process with torch's threads against N
+processes side by side with one thread each (EnrichConfig.workers), alternating --rounds times, each round into
+fresh caches; the generation's wall clock (model loading excluded) and its ratio are printed.
 Wall-clock rates are printed next to CPU-time rates (tokens per CPU-second of this process): on a machine shared with
 other jobs the wall clock is noisy, while with --threads 1 the CPU-time rate is what an idle core would do.
 Not a test: nothing here is asserted.
@@ -36,7 +39,11 @@ def main() -> None:
     ap.add_argument("--single", type=int, default=8, help="items for the one-at-a-time run")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--processes", type=int, default=0, help="compare one process with this many side by side")
+    ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
+    if args.processes:
+        return compare_processes(args)
 
     import torch
 
@@ -74,6 +81,30 @@ def main() -> None:
               f"{r['tokens_per_cpu_s']:10.1f} {r['items_per_s']:8.2f} {r['tokens_per_s'] / base['tokens_per_s']:7.1f} "
               f"{r['tokens_per_cpu_s'] / base['tokens_per_cpu_s']:6.1f}")
     print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+
+def compare_processes(args) -> None:
+    import tempfile
+    from dataclasses import replace
+
+    import llmemf_lite as L
+    from llmemf_lite.enrich import enrich_dataset
+
+    ds = L.build_dataset("food_kitchen", "synthetic")
+    base = L.EnrichConfig(limit=args.items, batch_size=args.batch_size, threads=args.threads)
+    setups = {"one process, torch's threads": replace(base, workers=1),
+              f"{args.processes} processes, one thread each": replace(base, workers=args.processes)}
+    seconds = {name: [] for name in setups}
+    for r in range(args.rounds):
+        for name, config in (setups.items() if r % 2 == 0 else reversed(setups.items())):
+            with tempfile.TemporaryDirectory() as cache:
+                run = enrich_dataset(ds, replace(config, cache_dir=cache), progress=False)
+            seconds[name].append(run.run_seconds)
+            print(f"round {r}: {name}: {run.run_seconds:.1f} s generating {args.items} items "
+                  f"(model loaded in {run.load_seconds:.1f} s)", flush=True)
+    (a, sa), (b, sb) = seconds.items()
+    print(f"\n{b} against {a}: {sum(sa) / sum(sb):.2f}x the items/s (wall clock, {args.rounds} rounds alternating; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":

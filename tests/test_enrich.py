@@ -20,6 +20,7 @@ from llmemf_lite.enrich import (EnrichConfig, EnrichmentCache, Generation, Trans
                                 enrich_dataset, enriched_texts, get_template, select_items)
 from llmemf_lite.enrich.backend import generator_key
 from llmemf_lite.enrich.cache import cache_key
+from llmemf_lite.enrich.enrich import _workers
 from llmemf_lite.pairs import get_pair
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -365,3 +366,26 @@ def test_downstream_builds_only_the_sources_default_scope_and_reads_larger_runs(
     assert scripted.prompts_seen == 8                                   # only the 4 new ones generated
     texts = enriched_texts(ds, progress=False)
     assert scripted.prompts_seen == 8 and enriched_ids(texts) == sorted(select_items(ds, 8).tolist())
+
+
+def test_processes_side_by_side_write_what_one_process_writes(tiny_lm, artifacts, tmp_path):
+    """`workers=2`: the batches go to two processes (one torch thread each, the model loaded from the config), and
+    the texts, sampled ones included, are those of one process generating the batches in order; the cache is
+    written in batch order."""
+    model, tokenizer = tiny_lm
+    model.save_pretrained(tmp_path / "lm")
+    tokenizer.save_pretrained(tmp_path / "lm")
+    ds = tiny_dataset(tmp_path / "ds")
+    runs = {}
+    for workers in (1, 2):
+        config = EnrichConfig(model=str(tmp_path / "lm"), max_new_tokens=6, do_sample=True, batch_size=2,
+                              threads=1, workers=workers, cache_dir=str(tmp_path / f"cache{workers}"))
+        runs[workers] = enrich_dataset(ds, config, progress=False)
+    one, two = runs[1], runs[2]
+    assert _workers(two.config, 4) == 2 and _workers(one.config, 4) == 1 and _workers(two.config, 1) == 1
+    generated = [i for i, o in enumerate(two.origin) if o == "generated"]
+    assert len(generated) >= 4 and [one.origin[i] for i in generated] == ["generated"] * len(generated)
+    assert [two.generated_text[i] for i in generated] == [one.generated_text[i] for i in generated]
+    assert any(two.generated_text[i] for i in generated)            # the tiny model wrote something
+    assert (two.cache_path.parent / "workers.log").exists() and not (one.cache_path.parent / "workers.log").exists()
+    assert two.run_tokens == one.run_tokens and two.run_seconds > 0

@@ -88,12 +88,12 @@ def test_future_items_do_not_leak_into_earlier_positions():
     model = build_model("llmemf", ds.space, ground_truth_features(ds), max_len=20).eval()
     batch = train.take(np.arange(4))
     t = model.tensors(batch, "cpu")
-    prefs = model.networks[0](model.streams[0], t)[0][0]
+    prefs = model._run(t)[0][0][0]
     t2 = dict(t)
     mixed = t["mixed"].clone()
     mixed[:, -1] = (mixed[:, -1] + 1) % ds.space.n_items     # change only the latest item
     t2["mixed"] = mixed
-    prefs2 = model.networks[0](model.streams[0], t2)[0][0]
+    prefs2 = model._run(t2)[0][0][0]
     torch.testing.assert_close(prefs[:, :-1], prefs2[:, :-1])
     assert not torch.allclose(prefs[:, -1], prefs2[:, -1])
 

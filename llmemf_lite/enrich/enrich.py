@@ -48,7 +48,12 @@ class EnrichConfig:
     batch_size: int = 64
     share_prefix: bool = True       # local: compute the prompt's common prefix once per batch (~1.3x faster here)
     device: str = "auto"            # "cpu", "cuda", or "auto" (cuda when available)
-    threads: int | None = None      # torch CPU threads; None = torch's default (all cores)
+    threads: int | None = None      # torch CPU threads when generating in this process; None = torch's default
+    # local backend on a CPU: processes side by side, each with its own copy of the model (~1 GB) and one torch
+    # thread (0: one per core, at most 8; 1: this process, `threads` threads). Two one-thread processes generate
+    # about 1.6x as fast as one two-thread process on this 2-core CPU (benchmarks/bench_enrich.py), and a batch's
+    # texts then do not depend on the machine's core count
+    workers: int = 0
     # which items and what goes into the prompt
     limit: int | None = None        # enrich only this many items (spread over the two domains); None = all
     use_description: bool = False   # put the item description into the prompt (template describe_with_context);
@@ -289,23 +294,17 @@ def _generate(run: EnrichmentRun, config: EnrichConfig, pending: list[int], prom
 
     # shortest prompts first: the rows of a batch then have similar lengths and little padding is computed
     order = sorted(pending, key=lambda i: (len(messages_text(prompts[i])), i))
-    if backend is None:
-        backend = make_backend(config)
-        run.load_seconds = getattr(backend, "load_seconds", 0.0)
-    bar = tqdm(total=len(order), unit="item", desc="enriching", disable=not progress, smoothing=0.1)
+    batches = [order[start:start + config.batch_size] for start in range(0, len(order), config.batch_size)]
+    workers = _workers(config, len(batches)) if backend is None else 1
+    bar = tqdm(total=len(order), unit="item", desc="enriching" + (f" on {workers} processes" if workers > 1 else ""),
+               disable=not progress, smoothing=0.1)
+    began, done = time.perf_counter(), 0
     try:
-        for start in range(0, len(order), config.batch_size):
-            batch = order[start:start + config.batch_size]
-            began = time.perf_counter()
-            try:
-                outputs = backend.generate([prompts[i] for i in batch])
-            except BackendError as e:
-                done = len(order[:start]) + run.origin.count("cache")
-                raise BackendError(f"{e}\n{done} items of this run are in the cache ({cache.path}); run again to "
-                                   f"resume from there") from None
+        for batch, (outputs, seconds, load_seconds) in zip(batches, _batch_outputs(config, batches, prompts, backend,
+                                                                                   workers, cache.path)):
             if len(outputs) != len(batch):
                 raise BackendError(f"backend {run.generator} returned {len(outputs)} outputs for {len(batch)} prompts")
-            seconds = time.perf_counter() - began
+            run.load_seconds = max(run.load_seconds, load_seconds)
             entries = []
             for i, out in zip(batch, outputs):
                 guard = check_generation(out.text, title=run.titles[i], instruction=prompts[i][-1]["content"],
@@ -317,12 +316,85 @@ def _generate(run: EnrichmentRun, config: EnrichConfig, pending: list[int], prom
             cache.put_many(entries)  # one transaction: a kill here loses this batch only, never an earlier one
             for i, entry in zip(batch, entries):
                 _fill(run, i, entry, "generated")
+            done += len(batch)
             run.run_tokens += sum(o.n_tokens for o in outputs)
-            run.run_seconds += seconds
+            # wall clock of the generation, model loading excluded (side by side, the batches' times overlap)
+            run.run_seconds = time.perf_counter() - began - run.load_seconds
             bar.update(len(batch))
-            bar.set_postfix_str(f"{run.run_tokens / run.run_seconds:.0f} tokens/s")
+            bar.set_postfix_str(f"{run.run_tokens / max(run.run_seconds, 1e-9):.0f} tokens/s")
+    except BackendError as e:
+        raise BackendError(f"{e}\n{done + run.origin.count('cache')} items of this run are in the cache "
+                           f"({cache.path}); run again to resume from there") from None
     finally:
         bar.close()
+
+
+def _workers(config: EnrichConfig, n_batches: int) -> int:
+    """How many processes generate side by side: `config.workers`, or one per core, at most 8 (0); 1 unless the
+    local backend runs on a CPU."""
+    import os
+
+    if config.backend != "local" or n_batches < 2:
+        return 1
+    if config.device == "cuda" or config.device == "auto" and _cuda_available():
+        return 1
+    return max(1, min(n_batches, config.workers or min(os.cpu_count() or 1, 8)))
+
+
+def _cuda_available() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def _batch_outputs(config: EnrichConfig, batches: list[list[int]], prompts, backend: GenerationBackend | None,
+                   workers: int, cache_path: Path):
+    """(outputs, seconds, model load seconds) per batch, in the order of `batches`: here, or from `workers`
+    processes (their messages go to `workers.log` beside the cache)."""
+    if workers == 1:
+        load_seconds = 0.0
+        if backend is None:
+            backend = make_backend(config)
+            load_seconds = getattr(backend, "load_seconds", 0.0)
+        for batch in batches:
+            began = time.perf_counter()
+            outputs = backend.generate([prompts[i] for i in batch])
+            yield outputs, time.perf_counter() - began, load_seconds
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start,
+                             initargs=(config, str(cache_path.parent / "workers.log"))) as pool:
+        futures = [pool.submit(_worker_generate, call, [prompts[i] for i in batch])
+                   for call, batch in enumerate(batches)]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+_WORKER_BACKEND: GenerationBackend | None = None
+
+
+def _worker_start(config: EnrichConfig, log: str) -> None:
+    """A generating process: one torch thread, the model loaded once. Its stdout and stderr go to `log`."""
+    global _WORKER_BACKEND
+    import os
+
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    from dataclasses import replace
+
+    _WORKER_BACKEND = make_backend(replace(config, threads=1))
+
+
+def _worker_generate(call: int, prompts: list) -> tuple[list, float, float]:
+    began = time.perf_counter()
+    outputs = _WORKER_BACKEND.generate(prompts, call=call)
+    return outputs, time.perf_counter() - began, getattr(_WORKER_BACKEND, "load_seconds", 0.0)
 
 
 def enriched_texts(ds, config: EnrichConfig | None = None, *, build_if_missing: bool = True,

@@ -198,7 +198,9 @@ class TransformersBackend:
         # a tokenizer without a chat template (e.g. a base model): plain "role: text" lines
         return "\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\nassistant:"
 
-    def generate(self, prompts: list[list[dict]]) -> list[Generation]:
+    def generate(self, prompts: list[list[dict]], call: int | None = None) -> list[Generation]:
+        """Generations for a batch of chat prompts. `call`: the batch's index in its run, which seeds sampling
+        (default: the number of earlier calls), so that batches generated in other processes sample alike."""
         import torch
 
         texts = [self.prompt_text(m) for m in prompts]
@@ -208,7 +210,7 @@ class TransformersBackend:
         sampling = {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p} if self.do_sample \
             else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
         if self.do_sample:  # seeded per call: the same config and the same batches give the same texts
-            torch.manual_seed(self.seed + self._calls)
+            torch.manual_seed(self.seed + (self._calls if call is None else call))
         self._calls += 1
         with torch.inference_mode():
             inputs = self._shared_prefix_inputs(rows, shared) if shared >= MIN_SHARED_PREFIX else self._padded(rows)

@@ -126,7 +126,8 @@ class SequentialModel(nn.Module):
 
 
 def gather_positions(states: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """states [B, L, d], positions [B, M] (indices into L, or -1) -> [B, M, d], zero where -1."""
+    """states [..., B, L, d] (leading axes: stacked copies), positions [B, M] (indices into L, or -1)
+    -> [..., B, M, d], zero where -1."""
     safe = positions.clamp(min=0)
-    out = states.gather(1, safe[..., None].expand(-1, -1, states.shape[-1]))
+    out = states.gather(-2, safe[..., None].expand(*states.shape[:-3], -1, -1, states.shape[-1]))
     return out * (positions >= 0)[..., None]
