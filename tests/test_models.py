@@ -98,6 +98,26 @@ def test_future_items_do_not_leak_into_earlier_positions():
     assert not torch.allclose(prefs[:, -1], prefs2[:, -1])
 
 
+def test_inference_runs_the_stacked_copies_one_at_a_time_with_the_same_numbers():
+    """Without gradients LLM-EMF runs its per-channel network copies one by one (faster on a CPU for large
+    evaluation batches); the numbers must be those of the stacked run, to the bit, and attention recording keeps
+    the stacked run (its maps hold every copy)."""
+    ds, train, *_ = small_world()
+    torch.manual_seed(0)
+    model = build_model("llmemf", ds.space, ground_truth_features(ds), max_len=20).eval()
+    assert model.stream_names == ["id", "image", "text"]
+    t = model.tensors(train.take(np.arange(16)), "cpu")
+    with model.item_tables():
+        with torch.enable_grad():
+            stacked = model._run(t)
+        with torch.inference_mode():
+            one_by_one = model._run(t)
+    for a, b in zip(stacked[0][0] + stacked[0][1] + stacked[1][0] + stacked[2],
+                    one_by_one[0][0] + one_by_one[0][1] + one_by_one[1][0] + one_by_one[2]):
+        assert torch.equal(a.detach(), b)
+    assert len(stacked[2]) == 3
+
+
 def test_attention_hook_returns_weights():
     ds, _, valid, _, _ = small_world()
     model = build_model("llmemf", ds.space, ground_truth_features(ds), max_len=20).eval()

@@ -128,10 +128,26 @@ class LLMEMF(SequentialModel):
         return torch.stack([embed(ids)[0] for embed in self.streams])
 
     def _run(self, t):
-        """(preferences [2], domain states [2], merged states), each a list with one [B, L, d] per stream."""
-        prefs, dom_states, mixed = self.network(self._stacked_items, t)
-        return ([list(p.unbind(0)) for p in prefs], [list(s.unbind(0)) for s in dom_states],
-                None if mixed is None else list(mixed.unbind(0)))
+        """(preferences [2], domain states [2], merged states), each a list with one [B, L, d] per stream.
+
+        Training runs the stacked copies together. Inference (no gradients, no attention recording) runs them one
+        at a time through the same weights (`functional_call` on slices): the copies share no operation, so the
+        numbers are the same (tested), and on a CPU it is faster for evaluation batches: 256 histories' activations,
+        three copies wide, no longer fit the caches (0.20 against 0.31 s per 256 synthetic cases, two threads)."""
+        if torch.is_grad_enabled() or len(self.streams) == 1 or self._recording:
+            outs = [self.network(self._stacked_items, t)]
+        else:
+            from torch.func import functional_call
+
+            params = dict(self.network.named_parameters())
+            outs = [functional_call(self.network, {k: v[s:s + 1] for k, v in params.items()},
+                                    (lambda ids, embed=embed: embed(ids)[0][None], t))
+                    for s, embed in enumerate(self.streams)]
+
+        def per_stream(part):
+            return [u for out in outs for u in part(out).unbind(0)]
+        return ([per_stream(lambda o: o[0][d]) for d in range(2)], [per_stream(lambda o: o[1][d]) for d in range(2)],
+                None if outs[0][2] is None else per_stream(lambda o: o[2]))
 
     def objectives(self, t):
         prefs, dom_states, mixed = self._run(t)
@@ -147,7 +163,10 @@ class LLMEMF(SequentialModel):
         return [[u[:, -1] for u in prefs[d]] for d in range(2)]
 
     # -- attention hook ----------------------------------------------------------------------------------------------
+    _recording = False
+
     def record_attention(self, on: bool = True) -> None:
+        self._recording = on
         for m in self.modules():
             if isinstance(m, StackedAttentionBlock):
                 m.record = on
