@@ -153,3 +153,26 @@ def test_projected_item_table_matches_per_lookup_projection():
     assert channel.table is None                                  # the table lives for one forward pass only
     assert torch.allclose(direct, tabled, atol=1e-6) and torch.equal(mask, mask2)
     assert torch.all(direct[0, 2] == 0)                           # PAD is masked to zero
+
+
+def test_weight_decay_falls_on_linear_matrices_only_stacked_or_not():
+    """AdamW's decay group: the matrices of linear maps. Stacked modules carry their copies on a leading axis, so
+    their biases [S, d] and norms [S, d] are 2-D and must still be left out (they were not, at first)."""
+    from torch import nn
+
+    from llmemf_lite.models.stacked import StackedLayerNorm, StackedLinear
+    from llmemf_lite.train import _param_groups
+
+    ds, *_ = small_world()
+    for name in ("llmemf", "sasrec"):
+        model = build_model(name, ds.space, ground_truth_features(ds), max_len=20)
+        decayed = {id(p) for p in _param_groups(model, 0.01)[0]["params"]}
+        expected = set()
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, StackedLinear)):
+                expected.add(id(m.weight))
+            elif isinstance(m, nn.MultiheadAttention):
+                expected.add(id(m.in_proj_weight))
+        assert decayed == expected, name
+        norms = [p for m in model.modules() if isinstance(m, (nn.LayerNorm, StackedLayerNorm)) for p in m.parameters()]
+        assert norms and not any(id(p) in decayed for p in norms)

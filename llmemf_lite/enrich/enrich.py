@@ -51,8 +51,8 @@ class EnrichConfig:
     threads: int | None = None      # torch CPU threads when generating in this process; None = torch's default
     # local backend on a CPU: processes side by side, each with its own copy of the model (~1 GB) and one torch
     # thread (0: one per core, at most 8; 1: this process, `threads` threads). Two one-thread processes generate
-    # about 1.6x as fast as one two-thread process on this 2-core CPU (benchmarks/bench_enrich.py), and a batch's
-    # texts then do not depend on the machine's core count
+    # 1.29x the items/s of one two-thread process on this 2-core CPU (benchmarks/bench_enrich.py --processes 2),
+    # and a batch's texts then do not depend on the machine's core count
     workers: int = 0
     # which items and what goes into the prompt
     limit: int | None = None        # enrich only this many items (spread over the two domains); None = all

@@ -45,12 +45,14 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
 
 
 class StackedLinear(nn.Module):
-    """S linear maps d_in -> d_out: weight [S, d_in, d_out], bias [S, 1, d_out]; x [S, ..., d_in]."""
+    """S linear maps d_in -> d_out: weight [S, d_in, d_out], bias [S, d_out]; x [S, ..., d_in]."""
+
+    STACKED = True   # its parameters carry the copies on axis 0: a matrix is 3-D here (train._param_groups)
 
     def __init__(self, copies: int, d_in: int, d_out: int, *, init: str = "linear"):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(copies, d_in, d_out))
-        self.bias = nn.Parameter(torch.empty(copies, 1, d_out))
+        self.bias = nn.Parameter(torch.empty(copies, d_out))
         with torch.no_grad():
             if init == "xavier":   # nn.MultiheadAttention's in-projection: xavier-uniform weights, zero bias
                 self.weight.uniform_(-math.sqrt(6 / (d_in + d_out)), math.sqrt(6 / (d_in + d_out)))
@@ -65,12 +67,14 @@ class StackedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         S, d_in = x.shape[0], x.shape[-1]
-        y = torch.baddbmm(self.bias, x.reshape(S, -1, d_in), self.weight)
+        y = torch.baddbmm(self.bias[:, None], x.reshape(S, -1, d_in), self.weight)
         return y.view(*x.shape[:-1], y.shape[-1])
 
 
 class StackedLayerNorm(nn.Module):
     """S LayerNorms over the last axis: weight and bias [S, d]; x [S, ..., d]."""
+
+    STACKED = True
 
     def __init__(self, copies: int, d: int, eps: float = 1e-5):
         super().__init__()
@@ -129,9 +133,9 @@ class StackedAttentionBlock(nn.Module):
             q, k, v = self.in_proj(q_in).split(d, dim=-1)
         else:
             w, b = self.in_proj.weight, self.in_proj.bias
-            q = torch.baddbmm(b[..., :d], q_in.reshape(S, -1, d), w[..., :d]).view(S, B, Lq, d)
+            q = torch.baddbmm(b[:, None, :d], q_in.reshape(S, -1, d), w[..., :d]).view(S, B, Lq, d)
             kv_in = self.ln_kv(context).reshape(S, -1, d)
-            k, v = torch.baddbmm(b[..., d:], kv_in, w[..., d:]).view(S, B, context.shape[2], 2 * d).split(d, -1)
+            k, v = torch.baddbmm(b[:, None, d:], kv_in, w[..., d:]).view(S, B, context.shape[2], 2 * d).split(d, -1)
         q, k, v = self._heads(q), self._heads(k), self._heads(v)
         scores = q @ k.transpose(-1, -2) * (1 / math.sqrt(d // self.n_heads)) + mask.bias[None]
         weights = scores.softmax(-1)                                                  # [S, B, H, Lq, Lk]
