@@ -176,3 +176,20 @@ def test_weight_decay_falls_on_linear_matrices_only_stacked_or_not():
         assert decayed == expected, name
         norms = [p for m in model.modules() if isinstance(m, (nn.LayerNorm, StackedLayerNorm)) for p in m.parameters()]
         assert norms and not any(id(p) in decayed for p in norms)
+
+
+def test_stacked_dropout_keeps_the_rate_and_the_mean_and_follows_the_seed():
+    from llmemf_lite.models.stacked import dropout
+
+    x = torch.ones(1000, 1000)
+    torch.manual_seed(3)
+    a = dropout(x, 0.2, True)
+    kept = a != 0
+    assert abs(kept.float().mean().item() - 0.8) < 0.002                  # 1e6 draws: std of the rate 0.0004
+    assert torch.all(a[kept] == 65536 / (65536 - round(0.2 * 65536)))    # the exact inverse of the keep rate
+    assert abs(a.mean().item() - 1.0) < 0.003
+    torch.manual_seed(3)
+    assert torch.equal(dropout(x, 0.2, True), a)                         # torch's global generator, seeded
+    assert dropout(x, 0.2, False) is x and dropout(x, 0.0, True) is x
+    odd = dropout(torch.ones(3, 5, 7), 0.5, True)                        # sizes not a multiple of four
+    assert odd.shape == (3, 5, 7) and set(odd.unique().tolist()) <= {0.0, 2.0}
