@@ -126,11 +126,12 @@ def _workers(cfg: ExperimentConfig, jobs: int) -> int:
     import torch
 
     from .train import resolve_device
+    from .workers import process_count
 
     if resolve_device(cfg.device) != "cpu" or "RANK" in os.environ \
             or (torch.distributed.is_available() and torch.distributed.is_initialized()):
         return 1
-    return max(1, min(jobs, cfg.workers or os.cpu_count() or 1))
+    return process_count(cfg.workers, jobs)
 
 
 class _Setting:
@@ -228,13 +229,11 @@ def _worker_start(cfg: ExperimentConfig, log: str) -> None:
     to `log`, not into the notebook, where lines from several processes would land in a different order each run;
     an error still reaches the caller, with its traceback."""
     global _WORKER_SETTING
-    import os
-
     import torch
 
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
+    from .workers import send_output_to
+
+    send_output_to(log)
     torch.set_num_threads(1)
     _WORKER_SETTING = _Setting(replace(cfg, progress=False))
 

@@ -383,6 +383,7 @@ def test_processes_side_by_side_write_what_one_process_writes(tiny_lm, artifacts
         runs[workers] = enrich_dataset(ds, config, progress=False)
     one, two = runs[1], runs[2]
     assert _workers(two.config, 4) == 2 and _workers(one.config, 4) == 1 and _workers(two.config, 1) == 1
+    assert _workers(EnrichConfig(device="cuda:0", workers=2), 4) == 1     # a GPU generates in this process
     generated = [i for i, o in enumerate(two.origin) if o == "generated"]
     assert len(generated) >= 4 and [one.origin[i] for i in generated] == ["generated"] * len(generated)
     assert [two.generated_text[i] for i in generated] == [one.generated_text[i] for i in generated]

@@ -332,18 +332,12 @@ def _generate(run: EnrichmentRun, config: EnrichConfig, pending: list[int], prom
 def _workers(config: EnrichConfig, n_batches: int) -> int:
     """How many processes generate side by side: `config.workers`, or one per core, at most 8 (0); 1 unless the
     local backend runs on a CPU."""
-    import os
+    from ..workers import process_count
+    from .local import generation_device
 
-    if config.backend != "local" or n_batches < 2:
+    if config.backend != "local" or generation_device(config.device) != "cpu":
         return 1
-    if config.device == "cuda" or config.device == "auto" and _cuda_available():
-        return 1
-    return max(1, min(n_batches, config.workers or min(os.cpu_count() or 1, 8)))
-
-
-def _cuda_available() -> bool:
-    import torch
-    return torch.cuda.is_available()
+    return process_count(config.workers, n_batches, cap=8)
 
 
 def _batch_outputs(config: EnrichConfig, batches: list[list[int]], prompts, backend: GenerationBackend | None,
@@ -381,13 +375,11 @@ _WORKER_BACKEND: GenerationBackend | None = None
 def _worker_start(config: EnrichConfig, log: str) -> None:
     """A generating process: one torch thread, the model loaded once. Its stdout and stderr go to `log`."""
     global _WORKER_BACKEND
-    import os
-
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
     from dataclasses import replace
 
+    from ..workers import send_output_to
+
+    send_output_to(log)
     _WORKER_BACKEND = make_backend(replace(config, threads=1))
 
 

@@ -157,6 +157,13 @@ def _tensor(rows, device):
     return torch.tensor(rows, dtype=torch.long, device=device)
 
 
+def generation_device(device: str) -> str:
+    """`EnrichConfig.device` with "auto" resolved: cuda when there is one, else cpu."""
+    import torch
+
+    return device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 class TransformersBackend:
     """Batched chat generation with a transformers causal LM. Build it with `from_config` (loads the model named by
     an `EnrichConfig`) or directly from a model and tokenizer you already have (tests use a tiny random model)."""
@@ -182,7 +189,7 @@ class TransformersBackend:
 
         if config.threads:
             torch.set_num_threads(config.threads)
-        device = config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        device = generation_device(config.device)
         start = time.perf_counter()
         model, tokenizer = load_causal_lm(config.model, config.gguf_file, device)
         backend = cls(model, tokenizer, generator_key(config), max_new_tokens=config.max_new_tokens,

@@ -27,9 +27,7 @@ class AttentionBlock(nn.Module):
         self.last_weights: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        has_key = allowed.any(-1, keepdim=True)                         # [B, Lq, 1]
-        # give key-less queries one harmless key so softmax is finite; their output is zeroed below
-        safe = allowed | (~has_key & (torch.arange(allowed.shape[-1], device=x.device) == 0))
+        safe, has_key = with_fallback_key(allowed)
         mask = (~safe).repeat_interleave(self.n_heads, dim=0)          # True = blocked, per head
         q = self.ln_q(x)
         kv = q if context is None else self.ln_kv(context)
@@ -38,6 +36,13 @@ class AttentionBlock(nn.Module):
             self.last_weights = (weights * has_key).detach()
         x = x + self.drop(out) * has_key
         return x + self.drop(self.ff(self.ln_ff(x)))
+
+
+def with_fallback_key(allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """allowed [B, Lq, Lk] -> (safe, has_key [B, Lq, 1]): a query that may attend to nothing gets its first key, a
+    harmless one that keeps its softmax finite; its output is to be zeroed where has_key is False."""
+    has_key = allowed.any(-1, keepdim=True)
+    return allowed | (~has_key & (torch.arange(allowed.shape[-1], device=allowed.device) == 0)), has_key
 
 
 def causal_allowed(valid: torch.Tensor) -> torch.Tensor:

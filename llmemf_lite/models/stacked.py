@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import causal_allowed
+from .blocks import causal_allowed, with_fallback_key
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -100,8 +100,7 @@ class AttentionMask(NamedTuple):
     @classmethod
     def from_allowed(cls, allowed: torch.Tensor) -> "AttentionMask":
         """allowed: boolean "may attend" [B, Lq, Lk]."""
-        has_key = allowed.any(-1, keepdim=True)
-        safe = allowed | (~has_key & (torch.arange(allowed.shape[-1], device=allowed.device) == 0))
+        safe, has_key = with_fallback_key(allowed)
         bias = torch.zeros(safe.shape, device=allowed.device).masked_fill_(~safe, float("-inf"))
         return cls(bias[:, None], has_key)
 
