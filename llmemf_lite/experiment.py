@@ -66,19 +66,41 @@ def default_specs(models, text_encoder: str = "minilm", text_source: str = "enri
             for m in models]
 
 
-def ablation_specs(text_encoder: str = "minilm", text_source: str = "enriched") -> list[RunSpec]:
-    """The paper's ablation study, each a config switch of the one LLM-EMF class."""
+ABLATION_SETS = ("standard", "extended")
+
+
+def ablation_specs(text_encoder: str = "minilm", text_source: str = "enriched",
+                   variants: str = "standard") -> list[RunSpec]:
+    """The ablation study, each variant a config switch of the one LLM-EMF class.
+
+    "standard": the full model and the six ablations the study is about (without image, without text, raw titles
+    instead of LLM-enriched text, without cross-domain attention, item IDs only, CLIP text instead of MiniLM text).
+    "extended" adds three that answer our own questions rather than the paper's (text alone, image alone, and
+    representation- instead of score-level fusion); they are left out of the main command to keep it inside its
+    time on a 2-core CPU (README, "Ablations")."""
+    if variants not in ABLATION_SETS:
+        raise ValueError(f"variants must be one of {ABLATION_SETS}, got {variants!r}")
     te, ts = text_encoder, text_source
-    return [RunSpec("LLM-EMF (full)", "llmemf", {}, te, ts),
-            RunSpec("w/o image", "llmemf", {"use_image": False}, te, ts),
-            RunSpec("w/o text", "llmemf", {"use_text": False}, te, ts),
-            RunSpec("w/o LLM enrichment (titles)", "llmemf", {}, te, "title"),
-            RunSpec("w/o cross-domain attention", "llmemf", {"cross_domain": False}, te, ts),
-            RunSpec("ID only", "llmemf", {"use_image": False, "use_text": False}, te, ts),
-            RunSpec("text only", "llmemf", {"use_id": False, "use_image": False}, te, ts),
-            RunSpec("image only", "llmemf", {"use_id": False, "use_text": False}, te, ts),
-            RunSpec("CLIP text instead of MiniLM", "llmemf", {}, "clip" if te == "minilm" else "minilm", ts),
-            RunSpec("representation-level fusion", "llmemf", {"fusion": "representation"}, te, ts)]
+    standard = [RunSpec("LLM-EMF (full)", "llmemf", {}, te, ts),
+                RunSpec("w/o image", "llmemf", {"use_image": False}, te, ts),
+                RunSpec("w/o text", "llmemf", {"use_text": False}, te, ts),
+                RunSpec("w/o LLM enrichment (titles)", "llmemf", {}, te, "title"),
+                RunSpec("w/o cross-domain attention", "llmemf", {"cross_domain": False}, te, ts),
+                RunSpec("ID only", "llmemf", {"use_image": False, "use_text": False}, te, ts),
+                RunSpec("CLIP text instead of MiniLM", "llmemf", {}, "clip" if te == "minilm" else "minilm", ts)]
+    if variants == "standard":
+        return standard
+    return standard + [RunSpec("text only", "llmemf", {"use_id": False, "use_image": False}, te, ts),
+                       RunSpec("image only", "llmemf", {"use_id": False, "use_text": False}, te, ts),
+                       RunSpec("representation-level fusion", "llmemf", {"fusion": "representation"}, te, ts)]
+
+
+def ablation_experiment(variants: str = "standard") -> str:
+    """The results folder name of an ablation set: results/05_ablations/ for the standard set,
+    results/05_ablations_extended/ for the extended one (its claims are read from there, `claims.CLAIMS`)."""
+    if variants not in ABLATION_SETS:
+        raise ValueError(f"variants must be one of {ABLATION_SETS}, got {variants!r}")
+    return "05_ablations" if variants == "standard" else "05_ablations_extended"
 
 
 def load_item_features(ds, spec: RunSpec, progress: bool = True):
@@ -267,15 +289,35 @@ def run_experiment(cfg: ExperimentConfig, specs: list[RunSpec]) -> dict[str, pd.
         log = setting.run_root / "workers.log"
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_worker_start, initargs=(cfg, str(log))) as pool:
-            futures = [pool.submit(_worker_run, spec, seed) for spec, seed in jobs]
-            done = [f.result() for f in tqdm(futures, desc=f"{cfg.name}: runs on {workers} processes",
-                                             disable=not cfg.progress)]
+            # the longest runs go first, so the pool does not end on one long run with the other cores idle
+            futures = {i: pool.submit(_worker_run, *jobs[i]) for i in longest_first(jobs)}
+            done = [futures[i].result() for i in tqdm(range(len(jobs)), desc=f"{cfg.name}: runs on {workers} "
+                                                      f"processes", disable=not cfg.progress)]
     metrics, ranks, histories = zip(*done)
     histories = [h for h in histories if h is not None]
     out = {"metrics": pd.concat(metrics, ignore_index=True), "ranks": pd.concat(ranks, ignore_index=True),
            "history": pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(), "skipped": skipped}
     _write(cfg, specs, out, notes)
     return out
+
+
+def expected_cost(spec: RunSpec) -> float:
+    """A run's training time in units of SASRec's, roughly, as measured on the default world (seconds per epoch,
+    one thread: SASRec 1.1; LLM-EMF 5.5, 8.5 and 12 with one, two and three item streams, 6.5 with three streams
+    and no cross-domain attention). Popularity trains nothing. Used to order runs, never reported."""
+    if spec.model == "pop":
+        return 0.0
+    if spec.model != "llmemf":
+        return 1.0
+    o = spec.overrides
+    streams = 1 if o.get("fusion") == "representation" else \
+        sum(bool(o.get(f"use_{m}", True)) for m in ("id", "image", "text"))
+    return (2.0 + 3.0 * streams) * (1.0 if o.get("cross_domain", True) else 0.55)
+
+
+def longest_first(jobs: list[tuple[RunSpec, int]]) -> list[int]:
+    """Indices of (spec, seed) jobs, the most expensive first (stable: ties keep their order)."""
+    return sorted(range(len(jobs)), key=lambda i: -expected_cost(jobs[i][0]))
 
 
 def runnable_specs(specs: list[RunSpec], features_of, cfg: ExperimentConfig) -> tuple[list[RunSpec], dict[str, str]]:

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -67,6 +69,22 @@ def test_worker_processes_give_the_numbers_of_runs_in_this_process(home):
                                   serial["history"].drop(columns=["seconds", "sequences_per_s"]))
 
 
+def test_runs_are_handed_to_the_workers_longest_first():
+    from llmemf_lite.experiment import ablation_specs, expected_cost, longest_first
+
+    specs = default_specs(["pop", "sasrec"]) + ablation_specs(variants="extended")
+    jobs = [(spec, seed) for spec in specs for seed in (0, 1)]
+    order = longest_first(jobs)
+    assert sorted(order) == list(range(len(jobs)))
+    costs = [expected_cost(jobs[i][0]) for i in order]
+    assert costs == sorted(costs, reverse=True)
+    labels = [jobs[i][0].label for i in order]
+    # three streams with cross-domain attention first, in their given order; popularity (no training) last
+    assert labels[:6] == ["LLM-EMF (full)"] * 2 + ["w/o LLM enrichment (titles)"] * 2 + \
+        ["CLIP text instead of MiniLM"] * 2
+    assert labels[-2:] == ["pop", "pop"] and labels[-4:-2] == ["sasrec", "sasrec"]
+
+
 def test_workers_are_one_on_a_gpu_and_at_most_the_jobs():
     from llmemf_lite.experiment import _workers
 
@@ -112,10 +130,19 @@ def test_default_specs_apply_llmemf_overrides_to_llmemf_only():
     assert all(s.text_source == "title" for s in specs)
 
 
-def test_ablations_include_every_single_channel():
-    from llmemf_lite.experiment import ablation_specs
+def test_the_standard_ablations_are_the_studys_seven_and_extended_adds_every_single_channel():
+    from llmemf_lite.experiment import ablation_experiment, ablation_specs
 
-    specs = {s.label: s for s in ablation_specs()}
+    standard = ablation_specs()
+    assert [s.label for s in standard] == ["LLM-EMF (full)", "w/o image", "w/o text", "w/o LLM enrichment (titles)",
+                                           "w/o cross-domain attention", "ID only", "CLIP text instead of MiniLM"]
+    assert standard[3].text_source == "title" and standard[6].text_encoder == "clip"
+    specs = {s.label: s for s in ablation_specs(variants="extended")}
+    assert list(specs)[:7] == [s.label for s in standard] and len(specs) == 10
+    assert (ablation_experiment("standard"), ablation_experiment("extended")) == ("05_ablations",
+                                                                                 "05_ablations_extended")
+    with pytest.raises(ValueError, match="variants must be one of"):
+        ablation_specs(variants="all")
     assert specs["text only"].overrides == {"use_id": False, "use_image": False}
     assert specs["image only"].overrides == {"use_id": False, "use_text": False}
     assert specs["representation-level fusion"].overrides == {"fusion": "representation"}
@@ -135,7 +162,7 @@ def test_variants_the_data_cannot_run_are_skipped_with_a_reason_and_the_claim_sa
         return f
 
     cfg = ExperimentConfig(name="05_ablations")
-    specs = ablation_specs()
+    specs = ablation_specs(variants="extended")
     kept, skipped = runnable_specs(specs, no_images, cfg)
     assert set(skipped) == {"w/o image", "image only", "ID only"}
     assert "'LLM-EMF (full)'" in skipped["w/o image"] and "'w/o text'" in skipped["ID only"]
@@ -152,6 +179,10 @@ def test_variants_the_data_cannot_run_are_skipped_with_a_reason_and_the_claim_sa
     _write(cfg, kept, {**parts, "skipped": skipped}, {})
     text = paper_comparison(home / "results", "food_kitchen_synthetic")
     assert "images help: not measured (`w/o image` not run: the same model as 'LLM-EMF (full)'" in text
+    assert "ID + text + image beats image alone: not measured (notebook 05 with `-p variants extended` has not " \
+           "been run on these data: no `results/05_ablations_extended/food_kitchen_synthetic/metrics.csv`)" in text
+    _write(replace(cfg, name="05_ablations_extended"), kept, {**parts, "skipped": skipped}, {})
+    text = paper_comparison(home / "results", "food_kitchen_synthetic")
     assert "ID + text + image beats image alone: not measured (`image only` not run: every channel" in text
     assert "Variants not run on these data" in (folder / "summary.md").read_text()
     _write(cfg, kept, {**parts, "skipped": {}}, {})           # a later run that ran everything: no stale reasons
