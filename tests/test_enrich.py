@@ -175,6 +175,25 @@ def test_enrich_counts_caches_and_invalidates(artifacts, tmp_path):
     assert one.prompts_seen == 1
 
 
+def test_a_batch_holds_one_domain_so_the_prompt_up_to_the_title_is_shared(artifacts, tmp_path):
+    """The template names the domain before the title: batches of one domain share the prompt up to the title,
+    which the local backend computes once per batch. Items are ordered by domain, then prompt length."""
+    ds = tiny_dataset(tmp_path / "ds")
+
+    class BatchRecorder(ScriptedBackend):
+        def __init__(self):
+            super().__init__()
+            self.batches = []
+
+        def generate(self, prompts):
+            self.batches.append([m[-1]["content"].split(" product")[0] for m in prompts])
+            return super().generate(prompts)
+
+    backend = BatchRecorder()
+    enrich_dataset(ds, EnrichConfig(batch_size=5), backend=backend, progress=False)   # 5 food, 5 kitchen with text
+    assert backend.batches == [["Describe this food"] * 5, ["Describe this kitchen"] * 5]
+
+
 def test_enriched_texts_without_building_reads_only_the_cache_and_never_loads_a_model(artifacts, tmp_path):
     ds = tiny_dataset(tmp_path / "ds")
     config = EnrichConfig(backend="openai", base_url="http://127.0.0.1:9/v1", model="served")  # nothing listens

@@ -295,8 +295,10 @@ def _generate(run: EnrichmentRun, config: EnrichConfig, pending: list[int], prom
               cache: EnrichmentCache, backend: GenerationBackend | None, progress: bool) -> None:
     from tqdm import tqdm  # not tqdm.auto: its import warns into notebook stderr without ipywidgets
 
-    # shortest prompts first: the rows of a batch then have similar lengths and little padding is computed
-    order = sorted(pending, key=lambda i: (len(messages_text(prompts[i])), i))
+    # one domain at a time, shortest prompts first: the rows of a batch then share the prompt up to the title (the
+    # template names the domain before it), which is computed once per batch (`share_prefix`), and have similar
+    # lengths, so little padding is computed
+    order = sorted(pending, key=lambda i: (run.domains[i], len(messages_text(prompts[i])), i))
     batches = [order[start:start + config.batch_size] for start in range(0, len(order), config.batch_size)]
     workers = _workers(config, len(batches)) if backend is None else 1
     bar = tqdm(total=len(order), unit="item", desc="enriching" + (f" on {workers} processes" if workers > 1 else ""),
