@@ -410,9 +410,24 @@ def _merge(path: Path, new: pd.DataFrame, runs: set) -> pd.DataFrame:
     return pd.concat([old[~np.array(redone, dtype=bool)], new], ignore_index=True)
 
 
+# what must be equal for rows of two runs to stand in one table: all but the seeds, the device (the real-data table
+# holds GPU runs and a later CPU re-run of one model) and display settings
+_SETTING_EXCLUDED = ("seeds", "device", "progress", "workers")
+
+
 def _write(cfg: ExperimentConfig, specs, out: dict, notes: dict) -> None:
     folder = results_folder(cfg)
     folder.mkdir(parents=True, exist_ok=True)
+    # rows of an earlier run are merged only where it ran the same setting (setting.json); a folder from before that
+    # record existed is merged as it is
+    setting = json.loads(json.dumps({k: v for k, v in asdict(cfg).items() if k not in _SETTING_EXCLUDED},
+                                    default=str))
+    record = folder / "setting.json"
+    if record.is_file() and json.loads(record.read_text()) != setting:
+        for name in ("metrics.csv", "ranks.csv.gz", "history.csv"):
+            (folder / name).unlink(missing_ok=True)
+        print(f"{folder}: earlier results were for another setting (e.g. epochs); they are replaced, not merged")
+    record.write_text(json.dumps(setting, indent=1, sort_keys=True) + "\n")
     labels = {(s.label, seed) for s in specs for seed in cfg.seeds}
     cols = ["label", "seed", "protocol", "domain", "cases", *METRICS, "best_epoch"]
     metrics = _merge(folder / "metrics.csv", out["metrics"][cols], labels)
@@ -438,8 +453,8 @@ def _write(cfg: ExperimentConfig, specs, out: dict, notes: dict) -> None:
     lines += ["", f"Configuration of this run: `{json.dumps(asdict(cfg), default=str)}`", ""]
     (folder / "summary.md").write_text("\n".join(lines))
     # read by claims.paper_comparison to say why a claim is not measured; absent when every variant ran
-    record = folder / "skipped.json"
+    skipped_record = folder / "skipped.json"
     if skipped:
-        record.write_text(json.dumps(skipped, indent=1))
-    elif record.is_file():
-        record.unlink()
+        skipped_record.write_text(json.dumps(skipped, indent=1))
+    elif skipped_record.is_file():
+        skipped_record.unlink()

@@ -187,3 +187,27 @@ def test_variants_the_data_cannot_run_are_skipped_with_a_reason_and_the_claim_sa
     assert "Variants not run on these data" in (folder / "summary.md").read_text()
     _write(cfg, kept, {**parts, "skipped": {}}, {})           # a later run that ran everything: no stale reasons
     assert not (folder / "skipped.json").exists()
+
+
+def test_results_of_another_setting_are_replaced_not_merged(home, capsys):
+    """A later run of the same experiment keeps the rows of variants it did not redo only when it ran the same
+    setting: rows trained for 6 epochs must not stand in one table with rows trained for 4."""
+    from llmemf_lite.experiment import RunSpec, _write
+
+    def parts(label):
+        rows = [{"label": label, "seed": 0, "protocol": p, "domain": "food", "cases": 1, **{m: 0.1 for m in METRICS},
+                 "best_epoch": 1} for p in ("sampled", "full")]
+        return {"metrics": pd.DataFrame(rows), "ranks": pd.DataFrame({"label": [label], "seed": [0]}),
+                "history": pd.DataFrame({"epoch": [1], "label": [label], "seed": [0], "seconds": [1.0],
+                                         "sequences_per_s": [1.0]}), "skipped": {}}
+
+    cfg = ExperimentConfig(name="m", seeds=(0,), epochs=4)
+    folder = home / "results" / "m" / "food_kitchen_synthetic"
+    _write(cfg, [RunSpec("a", "sasrec")], parts("a"), {})
+    _write(replace(cfg, device="cuda", workers=3), [RunSpec("b", "sasrec")], parts("b"), {})   # same setting
+    assert sorted(set(pd.read_csv(folder / "metrics.csv")["label"])) == ["a", "b"]
+    _write(replace(cfg, epochs=6), [RunSpec("b", "sasrec")], parts("b"), {})
+    for name in ("metrics.csv", "history.csv", "ranks.csv.gz"):
+        assert set(pd.read_csv(folder / name)["label"]) == {"b"}, name
+    assert "another setting" in capsys.readouterr().out
+    assert '"epochs": 6' in (folder / "setting.json").read_text()
