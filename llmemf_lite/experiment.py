@@ -77,7 +77,7 @@ def ablation_specs(text_encoder: str = "minilm", text_source: str = "enriched",
     instead of LLM-enriched text, without cross-domain attention, item IDs only, CLIP text instead of MiniLM text).
     "extended" adds three that answer our own questions rather than the paper's (text alone, image alone, and
     representation- instead of score-level fusion); they are left out of the main command to keep it inside its
-    time on a 2-core CPU (README, "Ablations")."""
+    time on a 2-core CPU (README, "Time of the main command")."""
     if variants not in ABLATION_SETS:
         raise ValueError(f"variants must be one of {ABLATION_SETS}, got {variants!r}")
     te, ts = text_encoder, text_source

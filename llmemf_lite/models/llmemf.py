@@ -12,7 +12,8 @@ to d by a learnable linear map. An item lacking a modality has it masked: the pr
   renormalised over the modalities each item has) or "representation" (one network over the sum of the masked
   channels). The paper does not say which it used; both are kept and compared in the ablations. Score-level fusion
   is the default because it is the one that learns: on the default synthetic world it doubles test NDCG@10 over
-  representation-level fusion, which stays at the level of the ID-only model (README, "Ablations"). It costs one
+  representation-level fusion, which stays at or below the ID-only model's level (README, notebook 05's table,
+  from `-p variants extended`). It costs one
   sequence network per channel; the copies are stacked and run as one batched network (`stacked.py`), and a
   training step with three channels takes about 1.7x one with representation-level fusion.
 
