@@ -69,6 +69,11 @@ def default_specs(models, text_encoder: str = "minilm", text_source: str = "enri
 ABLATION_SETS = ("standard", "extended")
 
 
+def _check_ablation_set(variants: str) -> None:
+    if variants not in ABLATION_SETS:
+        raise ValueError(f"variants must be one of {ABLATION_SETS}, got {variants!r}")
+
+
 def ablation_specs(text_encoder: str = "minilm", text_source: str = "enriched",
                    variants: str = "standard") -> list[RunSpec]:
     """The ablation study, each variant a config switch of the one LLM-EMF class.
@@ -78,8 +83,7 @@ def ablation_specs(text_encoder: str = "minilm", text_source: str = "enriched",
     "extended" adds three that answer our own questions rather than the paper's (text alone, image alone, and
     representation- instead of score-level fusion); they are left out of the main command to keep it inside its
     time on a 2-core CPU (README, "Time of the main command")."""
-    if variants not in ABLATION_SETS:
-        raise ValueError(f"variants must be one of {ABLATION_SETS}, got {variants!r}")
+    _check_ablation_set(variants)
     te, ts = text_encoder, text_source
     standard = [RunSpec("LLM-EMF (full)", "llmemf", {}, te, ts),
                 RunSpec("w/o image", "llmemf", {"use_image": False}, te, ts),
@@ -98,8 +102,7 @@ def ablation_specs(text_encoder: str = "minilm", text_source: str = "enriched",
 def ablation_experiment(variants: str = "standard") -> str:
     """The results folder name of an ablation set: results/05_ablations/ for the standard set,
     results/05_ablations_extended/ for the extended one (its claims are read from there, `claims.CLAIMS`)."""
-    if variants not in ABLATION_SETS:
-        raise ValueError(f"variants must be one of {ABLATION_SETS}, got {variants!r}")
+    _check_ablation_set(variants)
     return "05_ablations" if variants == "standard" else "05_ablations_extended"
 
 
