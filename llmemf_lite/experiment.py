@@ -313,9 +313,13 @@ def expected_cost(spec: RunSpec) -> float:
     if spec.model != "llmemf":
         return 1.0
     o = spec.overrides
-    streams = 1 if o.get("fusion") == "representation" else \
-        sum(bool(o.get(f"use_{m}", True)) for m in ("id", "image", "text"))
+    streams = 1 if o.get("fusion") == "representation" else len(channels_on(o))
     return (2.0 + 3.0 * streams) * (1.0 if o.get("cross_domain", True) else 0.55)
+
+
+def channels_on(overrides: dict) -> list[str]:
+    """The LLM-EMF item channels an override dict leaves switched on (each is on unless set False)."""
+    return [m for m in ("id", "image", "text") if overrides.get(f"use_{m}", True)]
 
 
 def longest_first(jobs: list[tuple[RunSpec, int]]) -> list[int]:
@@ -335,7 +339,7 @@ def runnable_specs(specs: list[RunSpec], features_of, cfg: ExperimentConfig) -> 
             kept.append(spec)
             continue
         effective = _model_overrides(spec, features_of(spec) if spec.uses_features else None, cfg)
-        channels = [m for m in ("id", "image", "text") if effective.get(f"use_{m}", True)]
+        channels = channels_on(effective)
         if not channels:
             skipped[spec.label] = "not run: every channel it uses is absent from these data"
             continue

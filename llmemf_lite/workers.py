@@ -18,3 +18,4 @@ def send_output_to(log: str) -> None:
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
+    os.close(fd)   # 1 and 2 now hold the file
