@@ -55,6 +55,7 @@ _API = {
     "plot_ablation_bars": "llmemf_lite.plots",
     "plot_user_attention": "llmemf_lite.plots",
     "plot_cross_domain_share": "llmemf_lite.plots",
+    "plot_other_domain_attention": "llmemf_lite.plots",
     "run_pipeline": "llmemf_lite.pipeline",
     "project_root": "llmemf_lite.paths",
     "results_dir": "llmemf_lite.paths",

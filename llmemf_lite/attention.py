@@ -24,6 +24,7 @@ class UserAttention:
     domain_items: list[np.ndarray]  # the history's X items and Y items, oldest first
     mixed: np.ndarray               # last merged self-attention block [len(mixed), len(mixed)]
     cross: list[np.ndarray]         # cross-attention of domain d's items over the merged history [len(d), len(mixed)]
+    domain: list[np.ndarray]        # last self-attention block of domain d's own sequence [len(d), len(d)]
 
 
 def trained_llmemf(cfg, spec, seed: int = 0):
@@ -60,11 +61,15 @@ def user_attention(model, ds, sequence, case: int = -1, max_len: int = 50, strea
     mixed = views.mixed[0][views.mixed[0] != pad]
     dom = [views.domain_seq[d, 0][views.domain_seq[d, 0] != pad] for d in range(2)]
     m = len(mixed)
-    last_block = max(int(k.split(".")[1]) for k in maps if k.startswith("mixed."))
-    mixed_map = maps[f"mixed.{last_block}"][0].numpy()[-m:, -m:]
+    # sequences are left-padded, so a user's real items are the last rows and columns of each map
+    last = {prefix: max(int(k.split(".")[1]) for k in maps if k.startswith(prefix + "."))
+            for prefix in ("mixed", "domain0", "domain1")}
+    mixed_map = maps[f"mixed.{last['mixed']}"][0].numpy()[-m:, -m:]
     cross = [maps[f"cross{d}"][0].numpy()[-len(dom[d]):, -m:] if len(dom[d]) else np.zeros((0, m))
              for d in range(2)]
-    return UserAttention(case, int(targets[0]), mixed, dom, mixed_map, cross)
+    own = [maps[f"domain{d}.{last[f'domain{d}']}"][0].numpy()[-len(dom[d]):, -len(dom[d]):] if len(dom[d])
+           else np.zeros((0, 0)) for d in range(2)]
+    return UserAttention(case, int(targets[0]), mixed, dom, mixed_map, cross, own)
 
 
 def cross_domain_share_by_position(model, ds, sequences, max_positions: int = 20, max_len: int = 50,

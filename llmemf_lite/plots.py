@@ -90,6 +90,7 @@ def plot_learning_curves(history, path: str | Path, title: str = "") -> Path:
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation NDCG@10 (sampled, mean of domains)")
     ax.set_title(f"Learning curves {title}".strip())
+    ax.plot([], [], "o", color="grey", label="best validation epoch")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     out = _save(fig, path)
@@ -135,30 +136,46 @@ def _short(title: str | None, n: int = 28) -> str:
 
 
 def plot_user_attention(ua, ds, path: str | Path, title: str = "") -> Path:
-    """Two heatmaps for one user: the merged sequence's self-attention (last block), and the cross-attention of
-    the target domain's items over the merged history; item titles on the axes, the domain as a colour tag."""
+    """Three heatmaps for one user, each row a query item and where its attention goes (last block; each row sums
+    to 1): the target domain's own sequence (single-domain self-attention), the merged sequence (self-attention
+    over both domains), and the target domain's items over the merged history (cross-attention, the part that
+    carries cross-domain preference). Item titles on the axes, coloured by domain; one colour scale for all three."""
     import matplotlib.pyplot as plt
 
     titles = ds.items["title"].to_numpy()
-    dom = ds.space.domain_of(ua.mixed_items)
     names = ds.pair.domains
+    colours = ("tab:blue", "tab:red")
     td = int(ds.space.domain_of([ua.target])[0])
-    labels = [f"[{names[d][:1].upper()}] {_short(titles[i])}" for i, d in zip(ua.mixed_items, dom)]
-    cross = ua.cross[td]
-    qlabels = [f"[{names[td][:1].upper()}] {_short(titles[i])}" for i in ua.domain_items[td]]
-    n = len(labels)
-    fig, axes = plt.subplots(1, 2, figsize=(7 + 0.32 * n, 2.5 + 0.3 * max(n, len(qlabels))),
-                             gridspec_kw={"width_ratios": [1, 1]})
-    for ax, mat, rows, heading in ((axes[0], ua.mixed, labels, "merged sequence: self-attention (last block)"),
-                                   (axes[1], cross, qlabels, f"{names[td]} items → merged history: cross-attention")):
-        ax.imshow(mat, cmap="viridis", vmin=0, aspect="auto")
-        ax.set_xticks(range(n), labels, rotation=90, fontsize=7)
+
+    def labelled(items):
+        doms = ds.space.domain_of(items) if len(items) else np.zeros(0, int)
+        return [f"[{names[d][:1].upper()}] {_short(titles[i])}" for i, d in zip(items, doms)], doms
+
+    mixed, mixed_dom = labelled(ua.mixed_items)
+    own, own_dom = labelled(ua.domain_items[td])
+    panels = [(ua.domain[td], own, own_dom, own, own_dom,
+               f"single-domain: {names[td]} → {names[td]}\n(self-attention over the {names[td]} sequence)"),
+              (ua.mixed, mixed, mixed_dom, mixed, mixed_dom,
+               "merged sequence: both domains\n(self-attention over the merged sequence)"),
+              (ua.cross[td], own, own_dom, mixed, mixed_dom,
+               f"cross-domain: {names[td]} → merged history\n(cross-attention)")]
+    n, k = len(mixed), max(len(own), 1)
+    vmax = max([float(m.max()) for m, *_ in panels if m.size] + [1e-9])
+    fig, axes = plt.subplots(1, 3, figsize=(6 + 0.3 * (n + n + k), 3.4 + 0.3 * n), layout="constrained",
+                             gridspec_kw={"width_ratios": [k, n, n]})
+    for ax, (mat, rows, row_dom, cols, col_dom, heading) in zip(axes, panels):
+        image = ax.imshow(mat if mat.size else np.zeros((1, 1)), cmap="viridis", vmin=0, vmax=vmax, aspect="auto")
+        ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=7)
         ax.set_yticks(range(len(rows)), rows, fontsize=7)
-        ax.set_xlabel("attended item (key)")
+        for ticks, doms in ((ax.get_xticklabels(), col_dom), (ax.get_yticklabels(), row_dom)):
+            for tick, d in zip(ticks, doms):
+                tick.set_color(colours[int(d)])
+        ax.set_xlabel("attended item (key), oldest first")
         ax.set_title(heading, fontsize=9)
-        for tick, d in zip(ax.get_xticklabels(), dom):
-            tick.set_color("tab:blue" if d == 0 else "tab:red")
-    fig.suptitle(f"{title}target: [{names[td]}] {_short(titles[ua.target], 60)}", fontsize=10)
+    axes[0].set_ylabel("query item, oldest at the top")
+    fig.colorbar(image, ax=axes, shrink=0.7, label="attention weight (each row sums to 1)")
+    legend = ", ".join(f"{c.split(':')[1]} = {name}" for c, name in zip(colours, names))
+    fig.suptitle(f"{title}target: [{names[td]}] {_short(titles[ua.target], 60)}   (titles: {legend})", fontsize=10)
     out = _save(fig, path)
     plt.close(fig)
     return out
@@ -172,12 +189,34 @@ def plot_cross_domain_share(share, path: str | Path, title: str = "") -> Path:
     ax.plot(share["distance"], share["attention_other_domain"], "o-", label="attention on the other domain")
     ax.plot(share["distance"], share["items_other_domain"], "s--", color="grey",
             label="other-domain share of visible items (uniform attention)")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.set_xlabel("query position, counted back from the latest item (0 = latest)")
     ax.set_ylabel("share")
     ax.set_ylim(0, 1)
     ax.set_title(title or "How much attention crosses domains")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    out = _save(fig, path)
+    plt.close(fig)
+    return out
+
+
+def plot_other_domain_attention(heavy, path: str | Path, target: str, other: str, title: str = "") -> Path:
+    """One dot per user whose target is in `target` after a history mostly of `other`: the `other` share of the
+    history (x) against the share of the target-domain preference's cross-attention on `other` items at the last
+    step (y). On the diagonal, attention follows the history's mix; below it the model looks at its own domain."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    x, y = heavy["history_other_domain"], heavy["attention_other_domain"]
+    ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=1, label="attention in proportion to the history")
+    ax.scatter(x, y, s=22, alpha=0.75, color="tab:red", label=f"one test user ({len(heavy)})")
+    ax.set_xlim(-0.02, 1.02), ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(f"{other} share of the history")
+    ax.set_ylabel(f"{target} preference's attention on {other} items\n(cross-attention, last step)")
+    ax.set_title(title or f"Predicting a {target} item from a {other}-heavy history", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")   # the users sit to the right: heavy histories
     out = _save(fig, path)
     plt.close(fig)
     return out
