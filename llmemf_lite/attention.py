@@ -108,9 +108,12 @@ def heavy_history_cases(ds, split: str = "test", target_domain: int = 1, min_sha
     return out
 
 
-def final_step_attention(model, ds, sequences, max_len: int = 50, stream: int | str = 0) -> pd.DataFrame:
+def final_step_attention(model, ds, sequences, max_len: int = 50, stream: int | str = 0,
+                         cases: list[int] | None = None) -> pd.DataFrame:
     """For each sequence: at the last history step, how much of the target-domain preference's cross-attention
-    lands on items of the other domain, next to the other-domain share of the history."""
+    lands on items of the other domain, next to the other-domain share of the history. `cases` names the sequences
+    in the table (e.g. their test case numbers; default 0, 1, ...); a history with no item of the target's domain
+    has no such cross-attention and no row."""
     rows = []
     for i, seq in enumerate(sequences):
         ua = user_attention(model, ds, seq, max_len=max_len, stream=stream)
@@ -119,6 +122,7 @@ def final_step_attention(model, ds, sequences, max_len: int = 50, stream: int | 
             continue
         dom = ds.space.domain_of(ua.mixed_items)
         weights = ua.cross[d][-1]
-        rows.append({"sequence": i, "target_domain": d, "history_other_domain": float((dom != d).mean()),
+        rows.append({"case": cases[i] if cases is not None else i, "target_domain": d,
+                     "history_other_domain": float((dom != d).mean()),
                      "attention_other_domain": float(weights[dom != d].sum())})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["case", "target_domain", "history_other_domain", "attention_other_domain"])

@@ -92,7 +92,7 @@ def plot_learning_curves(history, path: str | Path, title: str = "") -> Path:
     ax.set_title(f"Learning curves {title}".strip())
     ax.plot([], [], "o", color="grey", label="best validation epoch")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
     out = _save(fig, path)
     plt.close(fig)
     return out

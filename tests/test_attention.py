@@ -70,8 +70,8 @@ def test_attention_figures_for_a_user_with_and_without_items_of_the_targets_doma
     lone = user_attention(model, ds, only_other, max_len=20)
     assert lone.domain[target_domain].shape == (0, 0) and lone.cross[target_domain].shape[0] == 0
     assert plot_user_attention(lone, ds, tmp_path / "lone.png").is_file()
-    heavy = final_step_attention(model, ds, [seq, only_other], max_len=20)
-    assert list(heavy["sequence"]) == [0]       # no cross-attention row for the user without target-domain items
+    heavy = final_step_attention(model, ds, [seq, only_other], max_len=20, cases=[7, 8])
+    assert list(heavy["case"]) == [7]           # no cross-attention row for the user without target-domain items
     scatter = plot_other_domain_attention(heavy, tmp_path / "heavy.png", "kitchen", "food")
     assert Image.open(scatter).size[0] > 300
 
