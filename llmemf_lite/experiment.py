@@ -389,7 +389,8 @@ def _fixed_candidates(path: Path, targets, space, eval_cfg: EvalConfig, offset: 
 
 
 def mean_std_table(metrics: pd.DataFrame, protocol: str, columns=METRICS) -> pd.DataFrame:
-    """Mean ± std over seeds per (variant, domain), as strings; the variants keep their given order."""
+    """Mean ± std over seeds per (variant, domain), as strings; the domains (X first, as the metrics list them, not
+    alphabetically: movie before book) and the variants keep their given order."""
     rows = metrics[metrics["protocol"] == protocol]
     order = list(dict.fromkeys(rows["label"]))
     g = rows.groupby(["label", "domain"], sort=False)[list(columns)]
@@ -397,6 +398,7 @@ def mean_std_table(metrics: pd.DataFrame, protocol: str, columns=METRICS) -> pd.
     table = mean.map(lambda v: f"{v:.4f}") + " ± " + std.map(lambda v: f"{v:.4f}")
     table = table.reset_index()
     table["label"] = pd.Categorical(table["label"], order)
+    table["domain"] = pd.Categorical(table["domain"], list(dict.fromkeys(rows["domain"])))
     return table.sort_values(["domain", "label"]).set_index(["domain", "label"])
 
 

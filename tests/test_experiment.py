@@ -41,6 +41,9 @@ def test_experiment_writes_recomputable_results(home):
                                   out["metrics"][out["metrics"]["label"] == "pop"].reset_index(drop=True))
     table = mean_std_table(out["metrics"], "full")
     assert table.shape == (6, len(METRICS)) and "±" in table.iloc[0, 0]
+    # domains in the pair's order (X first), not alphabetically: a movie_book table starts with movie
+    renamed = out["metrics"].replace({"domain": {"food": "movie", "kitchen": "book"}})
+    assert list(dict.fromkeys(mean_std_table(renamed, "full").index.get_level_values("domain"))) == ["movie", "book"]
     assert "sasrec" in (folder / "summary.md").read_text()
 
 
