@@ -120,7 +120,10 @@ SETTING_DIFFERENCES = """## What differs from the paper's setting
 - **The synthetic world is synthetic**: it was built so that text, image and cross-domain context each carry signal;
   a claim that holds there shows the model can use that signal, not that the paper's result reproduces.
 - **Published numbers**: we know of no published LLM-EMF numbers on exactly this LLMCDSR Food–Kitchen split with
-  these candidates, so none are placed beside ours.
+  these candidates, so none are placed beside ours. The LLM-EMF paper and the LLMCDSR paper (Xin et al., ACM TOIS
+  2025, whose release this split is) both report Food–Kitchen tables; neither could be read offline here, so
+  whether their protocol and candidates match ours is not known either. A reader who has them can set them beside
+  the rows above, marked as published.
 """
 
 
