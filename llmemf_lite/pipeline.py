@@ -3,8 +3,8 @@
     python -m llmemf_lite.pipeline --out runs/default -p domain_pair food_kitchen -p source synthetic
 
 Each notebook receives the `-p` parameters that its `parameters` cell declares (others are not injected), so one
-`-p domain_pair ...` reaches every stage. A progress line is printed per notebook; a failure names the notebook and
-the cell, and stops the run. `--in-place` executes the committed notebooks themselves (to refresh their outputs).
+`-p domain_pair ...` reaches every stage; a parameter that no notebook declares stops the run before it starts.
+A progress line is printed per notebook; a failure names the notebook and the cell, and stops the run. `--in-place` executes the committed notebooks themselves (to refresh their outputs).
 """
 from __future__ import annotations
 
@@ -17,9 +17,18 @@ from pathlib import Path
 from .paths import project_root, resolve
 
 
-def notebook_sequence() -> list[Path]:
-    """The numbered notebooks (01_..., 02_..., ...) in order."""
-    return sorted(p for p in (project_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+def notebook_sequence(folder: str | Path | None = None) -> list[Path]:
+    """The numbered notebooks (01_..., 02_..., ...) of `folder` (default: the project's notebooks/) in order."""
+    return sorted(Path(folder or project_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def failure_message(notebook: str, target, error) -> str:
+    """What a failed notebook is reported as: the notebook, the cell (its execution count, as Jupyter shows it, and
+    its first line of code, since papermill's injected parameters cell shifts the count by one), the error, and
+    where the executed notebook with the whole traceback is."""
+    first = next((line.strip() for line in (error.source or "").splitlines() if line.strip()), "")
+    return (f"FAILED in {notebook}, cell [{error.exec_count}] `{first[:100]}`: {error.ename}: {error.evalue}\n"
+            f"the executed notebook with the traceback is at {target}")
 
 
 def _parse_value(text: str):
@@ -30,22 +39,31 @@ def _parse_value(text: str):
 
 
 def run_pipeline(output_dir: str | Path | None, parameters: dict | None = None, stages: list[str] | None = None,
-                 in_place: bool = False) -> list[Path]:
+                 in_place: bool = False, notebooks_dir: str | Path | None = None) -> list[Path]:
+    """Execute the numbered notebooks of `notebooks_dir` (default notebooks/) in order; returns the executed paths.
+    Raises SystemExit naming the notebook and cell where one fails (the later ones are not run)."""
     import papermill as pm
 
     parameters = parameters or {}
-    notebooks = notebook_sequence()
+    everything = notebook_sequence(notebooks_dir)
+    notebooks = everything
     if stages:
-        notebooks = [nb for nb in notebooks if nb.name[:2] in stages or nb.stem in stages]
+        notebooks = [nb for nb in everything if nb.name[:2] in stages or nb.stem in stages]
         if not notebooks:
-            raise SystemExit(f"no notebook matches stages {stages}; have {[p.name for p in notebook_sequence()]}")
+            raise SystemExit(f"no notebook matches stages {stages}; have {[p.name for p in everything]}")
+    declared = {nb: pm.inspect_notebook(str(nb)) for nb in notebooks}
+    # a parameter no notebook declares (a typo such as -p domian_pair) would be dropped without a word
+    unknown = sorted(set(parameters) - {name for names in declared.values() for name in names})
+    if unknown:
+        known = sorted({name for names in declared.values() for name in names})
+        raise SystemExit(f"no notebook of {[nb.name for nb in notebooks]} declares the parameter(s) {unknown}; "
+                         f"the declared ones are {known}")
     out_dir = None if in_place else resolve(output_dir or "runs/default")
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for i, nb in enumerate(notebooks, 1):
-        declared = pm.inspect_notebook(str(nb))
-        params = {k: v for k, v in parameters.items() if k in declared}
+        params = {k: v for k, v in parameters.items() if k in declared[nb]}
         target = nb if in_place else out_dir / nb.name
         shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "defaults"
         print(f"[{i}/{len(notebooks)}] {nb.name} ({shown}) ...", flush=True)
@@ -54,8 +72,7 @@ def run_pipeline(output_dir: str | Path | None, parameters: dict | None = None, 
             pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(nb.parent), progress_bar=False,
                                 kernel_name="python3")
         except pm.PapermillExecutionError as e:
-            raise SystemExit(f"FAILED in {nb.name}, cell {e.exec_count}: {e.ename}: {e.evalue}\n"
-                             f"the executed notebook with the traceback is at {target}") from None
+            raise SystemExit(failure_message(nb.name, target, e)) from None
         print(f"[{i}/{len(notebooks)}] {nb.name} done in {time.perf_counter() - start:.1f} s -> {target}", flush=True)
         written.append(target)
     return written
