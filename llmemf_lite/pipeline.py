@@ -4,7 +4,8 @@
 
 Each notebook receives the `-p` parameters that its `parameters` cell declares (others are not injected), so one
 `-p domain_pair ...` reaches every stage; a parameter that no notebook declares stops the run before it starts.
-A progress line is printed per notebook; a failure names the notebook and the cell, and stops the run. `--in-place` executes the committed notebooks themselves (to refresh their outputs).
+A progress line is printed per notebook; a failure names the notebook and the cell, and stops the run.
+`--in-place` executes the committed notebooks themselves (to refresh their outputs).
 """
 from __future__ import annotations
 

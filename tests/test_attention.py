@@ -2,6 +2,7 @@
 and the figures are drawn for ordinary users and for one without any item of the target's domain."""
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from PIL import Image
 
@@ -55,6 +56,9 @@ def test_user_attention_is_the_hooks_last_blocks_trimmed_to_the_users_items():
     model.record_attention(False)
     assert np.array_equal(ua.domain[1], maps["domain1.1"][0].numpy()[-k[1]:, -k[1]:])
     assert np.array_equal(ua.mixed, maps["mixed.1"][0].numpy()[-m:, -m:])
+    per_domain = build_model("llmemf", ds.space, ground_truth_features(ds), max_len=20, cross_domain=False).eval()
+    with pytest.raises(ValueError, match="cross_domain=False"):
+        user_attention(per_domain, ds, seq, max_len=20)
 
 
 def test_attention_figures_for_a_user_with_and_without_items_of_the_targets_domain(tmp_path):
