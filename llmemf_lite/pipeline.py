@@ -70,8 +70,10 @@ def run_pipeline(output_dir: str | Path | None, parameters: dict | None = None, 
         print(f"[{i}/{len(notebooks)}] {nb.name} ({shown}) ...", flush=True)
         start = time.perf_counter()
         try:
+            # the kernel's own log (a TCP-transport warning at each start) is held back; what the notebook's code
+            # prints or warns still lands in the executed notebook
             pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(nb.parent), progress_bar=False,
-                                kernel_name="python3")
+                                kernel_name="python3", extra_arguments=["--IPKernelApp.log_level=ERROR"])
         except pm.PapermillExecutionError as e:
             raise SystemExit(failure_message(nb.name, target, e)) from None
         print(f"[{i}/{len(notebooks)}] {nb.name} done in {time.perf_counter() - start:.1f} s -> {target}", flush=True)
