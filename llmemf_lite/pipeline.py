@@ -54,11 +54,11 @@ def run_pipeline(output_dir: str | Path | None, parameters: dict | None = None, 
             raise SystemExit(f"no notebook matches stages {stages}; have {[p.name for p in everything]}")
     declared = {nb: pm.inspect_notebook(str(nb)) for nb in notebooks}
     # a parameter no notebook declares (a typo such as -p domian_pair) would be dropped without a word
-    unknown = sorted(set(parameters) - {name for names in declared.values() for name in names})
+    known = {name for names in declared.values() for name in names}
+    unknown = sorted(set(parameters) - known)
     if unknown:
-        known = sorted({name for names in declared.values() for name in names})
         raise SystemExit(f"no notebook of {[nb.name for nb in notebooks]} declares the parameter(s) {unknown}; "
-                         f"the declared ones are {known}")
+                         f"the declared ones are {sorted(known)}")
     out_dir = None if in_place else resolve(output_dir or "runs/default")
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)

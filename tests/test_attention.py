@@ -82,6 +82,7 @@ def test_attention_figures_for_a_user_with_and_without_items_of_the_targets_doma
 
 def test_other_domain_attention_figure_draws_every_user(tmp_path):
     heavy = pd.DataFrame({"history_other_domain": [0.6, 0.8, 1.0], "attention_other_domain": [0.1, 0.9, 0.5]})
+
     def reddish(path):   # the users' dots (tab:red, drawn translucent), not the grey diagonal or the frame
         rgb = np.asarray(Image.open(path).convert("RGB")).astype(int)
         return int(((rgb[..., 0] > 180) & (rgb[..., 1] < 140) & (rgb[..., 2] < 140)).sum())
