@@ -49,7 +49,7 @@ def main() -> None:
 
     import llmemf_lite as L
     from llmemf_lite.enrich import TransformersBackend
-    from llmemf_lite.enrich.backend import generator_key
+    from llmemf_lite.enrich.enrich import generator_key
     from llmemf_lite.enrich.enrich import item_prompts
     from llmemf_lite.enrich.local import load_causal_lm
 

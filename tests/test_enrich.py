@@ -18,7 +18,7 @@ import pytest
 from llmemf_lite.data.dataset import CrossDomainDataset
 from llmemf_lite.enrich import (EnrichConfig, EnrichmentCache, Generation, TransformersBackend, check_generation,
                                 enrich_dataset, enriched_texts, get_template, select_items)
-from llmemf_lite.enrich.backend import generator_key
+from llmemf_lite.enrich.enrich import generator_key
 from llmemf_lite.enrich.cache import cache_key
 from llmemf_lite.enrich.enrich import _workers
 from llmemf_lite.pairs import get_pair

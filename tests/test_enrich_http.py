@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from llmemf_lite.enrich import BackendError, EnrichConfig, OpenAICompatibleBackend, enrich_dataset
-from llmemf_lite.enrich.backend import generator_key
+from llmemf_lite.enrich.enrich import generator_key
 
 from test_enrich import tiny_dataset
 

@@ -41,25 +41,10 @@ import pandas as pd
 from ..pairs import get_pair
 from ..paths import project_root
 from .dataset import CrossDomainDataset, ItemSpace, dataset_card
-from .download import amazon_file_names, file_provenance
+from .download import RELEASES, amazon_file_names, check_category, file_provenance
 from .errors import DataFormatError
 from .splits import SplitConfig, split_sequences
 
-RELEASES = ("2014", "2018")
-# The categories each release publishes (5-core review files), so that a typo is caught before any file is opened.
-KNOWN_CATEGORIES = {
-    "2014": ("Amazon_Instant_Video", "Apps_for_Android", "Automotive", "Baby", "Beauty", "Books", "CDs_and_Vinyl",
-             "Cell_Phones_and_Accessories", "Clothing_Shoes_and_Jewelry", "Digital_Music", "Electronics",
-             "Grocery_and_Gourmet_Food", "Health_and_Personal_Care", "Home_and_Kitchen", "Kindle_Store",
-             "Movies_and_TV", "Musical_Instruments", "Office_Products", "Patio_Lawn_and_Garden", "Pet_Supplies",
-             "Sports_and_Outdoors", "Tools_and_Home_Improvement", "Toys_and_Games", "Video_Games"),
-    "2018": ("AMAZON_FASHION", "All_Beauty", "Appliances", "Arts_Crafts_and_Sewing", "Automotive", "Books",
-             "CDs_and_Vinyl", "Cell_Phones_and_Accessories", "Clothing_Shoes_and_Jewelry", "Digital_Music",
-             "Electronics", "Gift_Cards", "Grocery_and_Gourmet_Food", "Home_and_Kitchen", "Industrial_and_Scientific",
-             "Kindle_Store", "Luxury_Beauty", "Magazine_Subscriptions", "Movies_and_TV", "Musical_Instruments",
-             "Office_Products", "Patio_Lawn_and_Garden", "Pet_Supplies", "Prime_Pantry", "Software",
-             "Sports_and_Outdoors", "Tools_and_Home_Improvement", "Toys_and_Games", "Video_Games"),
-}
 REVIEW_FIELDS = ("reviewerID", "asin", "unixReviewTime")
 
 
@@ -85,14 +70,6 @@ class AmazonConfig:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def check_category(category: str, release: str = "auto") -> None:
-    known = set(KNOWN_CATEGORIES["2014"]) | set(KNOWN_CATEGORIES["2018"]) if release == "auto" \
-        else set(KNOWN_CATEGORIES[release])
-    if category not in known:
-        raise DataFormatError(f"Amazon {release} release", f"unknown category {category!r}",
-                              expected=f"one of {sorted(known)} (or give review_files / meta_files explicitly)")
 
 
 def open_text(path: Path):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..paths import SHARED_FOOD_KITCHEN, artifacts_dir, resolve
 from .dataset import CrossDomainDataset
+from .download import default_amazon_dir, sha256_of
 from .llmcdsr import import_llmcdsr
 from .synthetic import SyntheticConfig, generate_synthetic
 
@@ -29,17 +30,10 @@ SOURCES = ("synthetic", "llmcdsr", "amazon", "c2dsr", "recbole")
 RECBOLE_PARAMS = ("dataset", "x_dataset", "y_dataset")
 
 
-def default_amazon_dir() -> Path:
-    """Where `python -m llmemf_lite.data.download` puts raw Amazon files by default (git-ignored, re-downloadable)."""
-    return artifacts_dir() / "raw" / "amazon"
-
-
 def _content_fingerprint(files: list[Path], names: list[str]) -> list:
     """(name, bytes, SHA-256) per file, sorted by name: what a source's content key is made of. Each hash is
     memoised by (absolute path, size, mtime_ns) in artifacts/datasets/file_hashes.json: unchanged files are not read
     again."""
-    from .download import sha256_of
-
     memo_path = artifacts_dir() / "datasets" / "file_hashes.json"
     try:
         memo = json.loads(memo_path.read_text())

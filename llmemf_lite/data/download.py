@@ -24,6 +24,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..paths import artifacts_dir
+from .errors import DataFormatError
+
 CHUNK = 1 << 20
 
 
@@ -165,6 +168,34 @@ def download(url: str, dest: str | Path, *, size: int | None = None, sha256: str
 AMAZON_2014_BASE = "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/"
 # 2018 release (Ni et al., EMNLP 2019): 5-core reviews ("categoryFilesSmall") and metadata ("metaFiles2").
 AMAZON_2018_BASE = "https://datarepo.eng.ucsd.edu/mcauley_group/data/amazon_v2/"
+RELEASES = ("2014", "2018")
+# The categories each release publishes (5-core review files), so that a typo is caught before any file is opened.
+KNOWN_CATEGORIES = {
+    "2014": ("Amazon_Instant_Video", "Apps_for_Android", "Automotive", "Baby", "Beauty", "Books", "CDs_and_Vinyl",
+             "Cell_Phones_and_Accessories", "Clothing_Shoes_and_Jewelry", "Digital_Music", "Electronics",
+             "Grocery_and_Gourmet_Food", "Health_and_Personal_Care", "Home_and_Kitchen", "Kindle_Store",
+             "Movies_and_TV", "Musical_Instruments", "Office_Products", "Patio_Lawn_and_Garden", "Pet_Supplies",
+             "Sports_and_Outdoors", "Tools_and_Home_Improvement", "Toys_and_Games", "Video_Games"),
+    "2018": ("AMAZON_FASHION", "All_Beauty", "Appliances", "Arts_Crafts_and_Sewing", "Automotive", "Books",
+             "CDs_and_Vinyl", "Cell_Phones_and_Accessories", "Clothing_Shoes_and_Jewelry", "Digital_Music",
+             "Electronics", "Gift_Cards", "Grocery_and_Gourmet_Food", "Home_and_Kitchen", "Industrial_and_Scientific",
+             "Kindle_Store", "Luxury_Beauty", "Magazine_Subscriptions", "Movies_and_TV", "Musical_Instruments",
+             "Office_Products", "Patio_Lawn_and_Garden", "Pet_Supplies", "Prime_Pantry", "Software",
+             "Sports_and_Outdoors", "Tools_and_Home_Improvement", "Toys_and_Games", "Video_Games"),
+}
+
+
+def default_amazon_dir() -> Path:
+    """Where `python -m llmemf_lite.data.download` puts raw Amazon files by default (git-ignored, re-downloadable)."""
+    return artifacts_dir() / "raw" / "amazon"
+
+
+def check_category(category: str, release: str = "auto") -> None:
+    known = set(KNOWN_CATEGORIES["2014"]) | set(KNOWN_CATEGORIES["2018"]) if release == "auto" \
+        else set(KNOWN_CATEGORIES[release])
+    if category not in known:
+        raise DataFormatError(f"Amazon {release} release", f"unknown category {category!r}",
+                              expected=f"one of {sorted(known)} (or give review_files / meta_files explicitly)")
 
 
 def amazon_file_names(category: str, release: str) -> tuple[str, str]:
@@ -190,8 +221,6 @@ def amazon_urls(category: str, release: str, base_url: str | None = None) -> tup
 def download_amazon(categories, release: str, data_dir: str | Path, *, base_url: str | None = None,
                     progress: bool = True) -> list[Path]:
     """Download the reviews and metadata files of `categories` into `data_dir` (resumable); return their paths."""
-    from .amazon import check_category
-
     paths = []
     for category in categories:
         check_category(category, release)
@@ -217,8 +246,6 @@ def main(argv: list[str] | None = None) -> int:
     categories = list(args.categories) or (list(get_pair(args.pair).amazon_categories) if args.pair else [])
     if not categories:
         ap.error("give --pair or --categories")
-    from .build import default_amazon_dir
-
     folder = resolve(args.dir) if args.dir else default_amazon_dir()
     for path in download_amazon(categories, args.release, folder, base_url=args.base_url):
         print(f"{path}  {path.stat().st_size:,} bytes")

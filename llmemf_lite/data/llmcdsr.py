@@ -14,7 +14,6 @@ Training sequences with a single item carry no next-item pair; they are skipped 
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import pandas as pd
 from ..pairs import get_pair
 from ..paths import project_root
 from .dataset import CrossDomainDataset, ItemSpace, dataset_card
+from .download import file_provenance
 from .errors import DataFormatError
 from .safe_pickle import load_plain_pickle
 
@@ -103,10 +103,6 @@ def _index_to_asin(item_set: dict, n: int, path: Path) -> list[str]:
     return asins  # type: ignore[return-value]
 
 
-def _file_provenance(path: Path) -> dict:
-    return {"bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-
-
 def import_llmcdsr(data_dir: str | Path, domain_pair: str = "food_kitchen") -> CrossDomainDataset:
     """Read an LLMCDSR-format release folder into the canonical dataset (nothing is copied)."""
     data_dir = Path(data_dir)
@@ -147,7 +143,7 @@ def import_llmcdsr(data_dir: str | Path, domain_pair: str = "food_kitchen") -> C
 
     ds = CrossDomainDataset(pair, items, sequences)
     provenance = {"format": "llmcdsr", "folder": os.path.relpath(data_dir.resolve(), project_root()),
-                  "files": {p.name: _file_provenance(p) for p in sorted(data_dir.iterdir()) if p.is_file()},
+                  "files": {p.name: file_provenance(p) for p in sorted(data_dir.iterdir()) if p.is_file()},
                   "split_protocol": "held-out users: each valid/test line is a user unseen in training; "
                                     "its last item is the target"}
     ds.card = dataset_card(ds, source="llmcdsr", synthetic=False, provenance=provenance, skipped=skipped)

@@ -1,8 +1,9 @@
-"""The one small interface every enrichment backend implements, and the factory that picks one from a config.
+"""The one small interface every enrichment backend implements.
 
 What this file is: `Generation` (what a backend returns per prompt), `GenerationBackend` (the protocol: a stable
-`generator_key` and `generate(list of chat messages) -> list of Generation`), `BackendError`, and `make_backend`.
-What it is not: any model code (`local.py`: transformers on this machine; `http.py`: an OpenAI-compatible server).
+`generator_key` and `generate(list of chat messages) -> list of Generation`) and `BackendError`. It imports nothing
+of the package: the backends (`local.py`: transformers on this machine; `http.py`: an OpenAI-compatible server)
+build on it, and the driver (`enrich.py`: `make_backend`, `generator_key`) picks one from a config.
 
 `generator_key` names the model *and* the decoding settings that change its output (max_new_tokens, sampling,
 repetition penalty): it is part of the cache key, so it must be computable without loading the model (a fully cached
@@ -10,12 +11,8 @@ run never loads one).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from .enrich import EnrichConfig
+from typing import Protocol
 
 
 class BackendError(RuntimeError):
@@ -35,31 +32,3 @@ class GenerationBackend(Protocol):
 
     def generate(self, prompts: list[list[dict]]) -> list[Generation]:
         ...
-
-
-def make_backend(config: "EnrichConfig") -> GenerationBackend:
-    """The backend `config.backend` names: "local" (transformers) or "openai" (an OpenAI-compatible HTTP server)."""
-    if config.backend == "local":
-        from .local import TransformersBackend
-        return TransformersBackend.from_config(config)
-    if config.backend == "openai":
-        from .http import OpenAICompatibleBackend
-        return OpenAICompatibleBackend.from_config(config)
-    raise ValueError(f"unknown enrichment backend {config.backend!r}; choose 'local' or 'openai'")
-
-
-def generator_key(config: "EnrichConfig") -> str:
-    """The model and decoding settings of `config` as one string, without loading anything."""
-    if config.backend == "local":
-        from .local import model_identity
-        model = model_identity(config.model, config.gguf_file)
-    elif config.backend == "openai":
-        model = f"openai:{config.model or 'default'}"
-    else:
-        raise ValueError(f"unknown enrichment backend {config.backend!r}; choose 'local' or 'openai'")
-    decoding = (f"sample(t={config.temperature},p={config.top_p},seed={config.seed})" if config.do_sample
-                else "greedy")
-    if config.backend == "openai":  # the server applies only what is sent: the extra fields, not our penalty
-        extra = json.dumps(config.http_extra or {}, sort_keys=True)
-        return f"{model}|{decoding}|max_new={config.max_new_tokens}|extra={extra}"
-    return f"{model}|{decoding}|max_new={config.max_new_tokens}|rep={config.repetition_penalty}"

@@ -8,7 +8,7 @@ when the process is killed mid-write (SIGKILL, OOM, a closed laptop): earlier ro
 batch simply is not there, so the next run resumes with exactly the items that are missing. The tests kill a real run.
 
 The key hashes everything that decides the output: the item id, the source text (the whole rendered prompt, so the
-title, the domain wording and any description), the generator (model + decoding settings, `backend.generator_key`)
+title, the domain wording and any description), the generator (model + decoding settings, `enrich.generator_key`)
 and the prompt template's hash. A changed title, model,
 max_new_tokens or template therefore misses the cache and is generated again; old rows stay (they are cheap) until
 the file is deleted. Batch size is deliberately not in the key: it changes speed, not what is asked.

@@ -1,6 +1,7 @@
 """The enrichment driver: one enriched text per item of a canonical dataset, generated through the cache.
 
-What this file is: `EnrichConfig` (every knob, with its default and why), `enrich_dataset` (select the items, look
+What this file is: `EnrichConfig` (every knob, with its default and why), `make_backend` / `generator_key` (the
+backend a config names, and its name in the cache), `enrich_dataset` (select the items, look
 them up in the cache, generate the missing ones in batches with a progress bar, guard each output, write each batch
 atomically), `enriched_texts` (the one call downstream stages use) and `EnrichmentRun` (the texts plus what
 happened: cache hits, generated, fallbacks and their reasons, tokens/s, and the tables notebook 02 shows).
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..paths import artifacts_dir, results_dir
-from .backend import BackendError, GenerationBackend, generator_key, make_backend
+from .backend import BackendError, GenerationBackend
 from .cache import CachedEnrichment, EnrichmentCache, cache_key, source_sha
 from .guards import GuardConfig, check_generation
 from .prompts import get_template, messages_text
@@ -190,6 +191,35 @@ class EnrichmentRun:
                 "fallback_reasons": {k: int(v) for k, v in self.fallback_reasons().items()}}
         path.write_text(json.dumps(data, indent=2, default=str) + "\n")
         return path
+
+
+def make_backend(config: EnrichConfig) -> GenerationBackend:
+    """The backend `config.backend` names: "local" (transformers) or "openai" (an OpenAI-compatible HTTP server)."""
+    if config.backend == "local":
+        from .local import TransformersBackend
+        return TransformersBackend.from_config(config, generator_key(config))
+    if config.backend == "openai":
+        from .http import OpenAICompatibleBackend
+        return OpenAICompatibleBackend.from_config(config, generator_key(config))
+    raise ValueError(f"unknown enrichment backend {config.backend!r}; choose 'local' or 'openai'")
+
+
+def generator_key(config: EnrichConfig) -> str:
+    """The model and decoding settings of `config` as one string, without loading anything (the backend's
+    `generator_key`, part of the cache key)."""
+    if config.backend == "local":
+        from .local import model_identity
+        model = model_identity(config.model, config.gguf_file)
+    elif config.backend == "openai":
+        model = f"openai:{config.model or 'default'}"
+    else:
+        raise ValueError(f"unknown enrichment backend {config.backend!r}; choose 'local' or 'openai'")
+    decoding = (f"sample(t={config.temperature},p={config.top_p},seed={config.seed})" if config.do_sample
+                else "greedy")
+    if config.backend == "openai":  # the server applies only what is sent: the extra fields, not our penalty
+        extra = json.dumps(config.http_extra or {}, sort_keys=True)
+        return f"{model}|{decoding}|max_new={config.max_new_tokens}|extra={extra}"
+    return f"{model}|{decoding}|max_new={config.max_new_tokens}|rep={config.repetition_penalty}"
 
 
 def _blank(value) -> bool:

@@ -43,10 +43,9 @@ class OpenAICompatibleBackend:
         self.retries = 0  # how many retries this backend has made, over all requests (shown in the run summary)
 
     @classmethod
-    def from_config(cls, config) -> "OpenAICompatibleBackend":
-        from .backend import generator_key
-
-        return cls(config.base_url, config.model, generator_key(config), api_key_env=config.api_key_env,
+    def from_config(cls, config, generator_key: str) -> "OpenAICompatibleBackend":
+        """The backend an EnrichConfig describes; `generator_key`: its name in the cache (`enrich.generator_key`)."""
+        return cls(config.base_url, config.model, generator_key, api_key_env=config.api_key_env,
                    max_new_tokens=config.max_new_tokens, do_sample=config.do_sample, temperature=config.temperature,
                    top_p=config.top_p, extra_body=config.http_extra, seed=config.seed,
                    concurrency=config.concurrency, timeout_s=config.timeout_s, max_retries=config.max_retries)

@@ -183,16 +183,17 @@ class TransformersBackend:
         self.stop_ids = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id, *eos) if i is not None}
 
     @classmethod
-    def from_config(cls, config) -> "TransformersBackend":
+    def from_config(cls, config, generator_key: str) -> "TransformersBackend":
+        """The backend an EnrichConfig describes (the model loaded); `generator_key`: its name in the cache
+        (`enrich.generator_key`)."""
         import torch
-        from .backend import generator_key
 
         if config.threads:
             torch.set_num_threads(config.threads)
         device = generation_device(config.device)
         start = time.perf_counter()
         model, tokenizer = load_causal_lm(config.model, config.gguf_file, device)
-        backend = cls(model, tokenizer, generator_key(config), max_new_tokens=config.max_new_tokens,
+        backend = cls(model, tokenizer, generator_key, max_new_tokens=config.max_new_tokens,
                       do_sample=config.do_sample, temperature=config.temperature, top_p=config.top_p,
                       repetition_penalty=config.repetition_penalty, seed=config.seed,
                       share_prefix=config.share_prefix)
