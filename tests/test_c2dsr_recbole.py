@@ -47,7 +47,8 @@ def test_c2dsr_offset_b_ids_are_accepted(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, fname, line, words", [
-    ({"train": "u1\t2\t0|1|d\t3|x|d\n"}, "traindata_new.txt", 1, "not `item|unix_ts|date`"),
+    ({"train": "u1\t2\t0|1|d\t3|x|d\n"}, "traindata_new.txt", 1, "timestamp 'x' of interaction '3|x|d' is not an integer"),
+    ({"train": "u1\t2\t0|1|d\t3\n"}, "traindata_new.txt", 1, "not `item|unix_ts|date`"),
     ({"valid": "v1\t2\t0|1|d\t9|2|d\n"}, "validdata_new.txt", 1, "outside [0, 5)"),
     ({"test": "t1\t2\t1|1|d\nt2 2 1|1|d\n"}, "testdata_new.txt", 2, "tab-separated fields"),
     ({"train": "u1\ttwo\t0|1|d\t3|2|d\n"}, "traindata_new.txt", 1, "not an integer"),

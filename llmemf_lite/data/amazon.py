@@ -26,7 +26,6 @@ card (`skipped`, `filtering`).
 from __future__ import annotations
 
 import ast
-import gzip
 import json
 import os
 import re
@@ -43,6 +42,7 @@ from ..paths import project_root
 from .dataset import CrossDomainDataset, ItemSpace, dataset_card
 from .download import RELEASES, amazon_file_names, check_category, file_provenance
 from .errors import DataFormatError
+from .lines import text_lines
 from .splits import SplitConfig, split_sequences
 
 REVIEW_FIELDS = ("reviewerID", "asin", "unixReviewTime")
@@ -72,11 +72,14 @@ class AmazonConfig:
         return asdict(self)
 
 
-def open_text(path: Path):
-    """A text stream over a plain or gzip-compressed file, read lazily (never whole)."""
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+def numbered_lines(path: Path, *, progress: bool = False, desc: str | None = None):
+    """(line number, text) of a plain or gzip-compressed file, read lazily (never whole). A truncated or non-gzip
+    .gz file and bytes that are not UTF-8 are a DataFormatError naming the file and line (also under
+    on_bad_line="skip": a file cut short is not a bad line to skip)."""
+    from tqdm.auto import tqdm
+
+    lines = text_lines(path, final_newline=False, what="an Amazon review or metadata file")
+    return tqdm(lines, desc=desc or path.name, unit=" lines", mininterval=1.0) if progress else lines
 
 
 @dataclass
@@ -99,38 +102,33 @@ def iter_records(path: Path, syntax: str, *, on_bad_line: str = "error", bad: Ba
                  progress: bool = False, desc: str | None = None) -> Iterator[tuple[int, dict]]:
     """Yield (line number, record) of a JSON-lines ("json") or Python-literal-lines ("literal") file, one line at a
     time. A malformed line raises DataFormatError (file, line) or, with on_bad_line="skip", is counted in `bad`."""
-    from tqdm.auto import tqdm
-
     parse = json.loads if syntax == "json" else ast.literal_eval
     expected = "one JSON object per line" if syntax == "json" else "one Python dict literal per line"
-    with open_text(path) as f:
-        lines = tqdm(f, desc=desc or path.name, unit=" lines", mininterval=1.0) if progress else f
-        for n, line in enumerate(lines, 1):
-            if not line.strip():
+    for n, line in numbered_lines(path, progress=progress, desc=desc):
+        if not line.strip():
+            continue
+        try:
+            record = parse(line)
+            if not isinstance(record, dict):
+                raise ValueError(f"a {type(record).__name__}, not an object")
+        except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError) as e:
+            if on_bad_line == "skip" and bad is not None:
+                bad.add(n)
                 continue
-            try:
-                record = parse(line)
-                if not isinstance(record, dict):
-                    raise ValueError(f"a {type(record).__name__}, not an object")
-            except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError) as e:
-                if on_bad_line == "skip" and bad is not None:
-                    bad.add(n)
-                    continue
-                raise DataFormatError(path, f"malformed line ({type(e).__name__}: {str(e)[:80]})", line=n,
-                                      expected=expected) from None
-            yield n, record
+            raise DataFormatError(path, f"malformed line ({type(e).__name__}: {str(e)[:80]})", line=n,
+                                  expected=expected) from None
+        yield n, record
 
 
 def detect_meta_syntax(path: Path) -> str:
     """"json" (2018) or "literal" (2014), from the first non-empty line."""
-    with open_text(path) as f:
-        for line in f:
-            if line.strip():
-                try:
-                    json.loads(line)
-                    return "json"
-                except ValueError:
-                    return "literal"
+    for _n, line in numbered_lines(path):
+        if line.strip():
+            try:
+                json.loads(line)
+                return "json"
+            except ValueError:
+                return "literal"
     return "json"
 
 
@@ -230,35 +228,32 @@ def read_metadata(path: Path, wanted: dict[str, int], syntax: str, *, on_bad_lin
     bad_syntax, bad_asin, duplicate = BadLines("malformed line"), BadLines("no 'asin' field"), BadLines(
         "duplicate metadata line for an ASIN (the first is kept)")
     lines = unused = 0
-    from tqdm.auto import tqdm
-
-    with open_text(path) as f:
-        for n, line in enumerate(tqdm(f, desc=path.name, unit=" lines", mininterval=1.0) if progress else f, 1):
-            if not line.strip():
+    for n, line in numbered_lines(path, progress=progress):
+        if not line.strip():
+            continue
+        lines += 1
+        m = asin_pattern.search(line)
+        if m and m.group(1) not in wanted:
+            unused += 1
+            continue
+        records = list(_parse_one(line, n, path, syntax, on_bad_line, bad_syntax))
+        if not records:
+            continue
+        record = records[0]
+        asin = record.get("asin")
+        if not isinstance(asin, str) or not asin:
+            if on_bad_line == "skip":
+                bad_asin.add(n)
                 continue
-            lines += 1
-            m = asin_pattern.search(line)
-            if m and m.group(1) not in wanted:
-                unused += 1
-                continue
-            records = list(_parse_one(line, n, path, syntax, on_bad_line, bad_syntax))
-            if not records:
-                continue
-            record = records[0]
-            asin = record.get("asin")
-            if not isinstance(asin, str) or not asin:
-                if on_bad_line == "skip":
-                    bad_asin.add(n)
-                    continue
-                raise DataFormatError(path, "no 'asin' field", line=n, expected="a metadata record with an asin")
-            if asin not in wanted:
-                unused += 1
-                continue
-            item_id = wanted[asin]
-            if item_id in found:
-                duplicate.add(n)
-                continue
-            found[item_id] = (_text(record.get("title")), _text(record.get("description")), _image_url(record))
+            raise DataFormatError(path, "no 'asin' field", line=n, expected="a metadata record with an asin")
+        if asin not in wanted:
+            unused += 1
+            continue
+        item_id = wanted[asin]
+        if item_id in found:
+            duplicate.add(n)
+            continue
+        found[item_id] = (_text(record.get("title")), _text(record.get("description")), _image_url(record))
     skipped = {f"{path.name}: {b.reason}": b.as_dict() for b in (bad_syntax, bad_asin, duplicate) if b.count}
     return found, skipped, {"lines": lines, "lines_of_filtered_out_items": unused, "items_found": len(found)}
 
@@ -324,9 +319,14 @@ def import_amazon(data_dir: str | Path | None, domain_pair: str = "movie_book", 
 
     store, skipped = Interactions(), {}
     for d, (category, reviews, *_rest) in enumerate(files):
-        skipped.update(read_reviews(reviews, d, store, on_bad_line=config.on_bad_line, progress=progress))
-    if not len(store):
-        raise DataFormatError(files[0][1], "no reviews were read", expected="review lines in both categories' files")
+        before = len(store)
+        file_skipped = read_reviews(reviews, d, store, on_bad_line=config.on_bad_line, progress=progress)
+        skipped.update(file_skipped)
+        if len(store) == before:
+            bad = sum(v["count"] for v in file_skipped.values())
+            raise DataFormatError(reviews, f"no review of category {category!r} was read"
+                                  + (f" ({bad} bad lines skipped)" if bad else " (the file is empty)"),
+                                  expected="review lines with reviewerID, asin and unixReviewTime")
     user, domain = np.frombuffer(store.user, dtype=np.int32), np.frombuffer(store.domain, dtype=np.int8)
     item, time = np.frombuffer(store.item, dtype=np.int32), np.frombuffer(store.time, dtype=np.int64)
 

@@ -9,8 +9,8 @@ Files of a release folder (domain A = X, domain B = Y of the pair):
     testdata_new.txt        so do we (stable: equal times keep the file's order). In valid/test lines the last item
                             after sorting is the target: held-out users, as in the LLMCDSR release.
 
-What this file is: `import_c2dsr` (validated as it reads: a bad line is a DataFormatError naming file and line;
-sequences too short to use are skipped and counted) and `export_c2dsr` (any canonical dataset -> these files, so C2DSR's
+What this file is: `import_c2dsr` (validated as it reads: a bad line, a user or an ASIN listed twice, or a file cut
+mid-line is a DataFormatError naming file and line; sequences too short to use are skipped and counted) and `export_c2dsr` (any canonical dataset -> these files, so C2DSR's
 own code can train on it). What it is not: a split builder (the release carries its split).
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ..paths import project_root
 from .dataset import ITEM_COLUMNS, SEQUENCE_COLUMNS, CrossDomainDataset, ItemSpace, dataset_card
 from .download import file_provenance
 from .errors import DataFormatError
+from .lines import UniqueUsers, text_lines
 from .splits import kind_of
 
 SEQUENCE_FILES = {"traindata_new.txt": "train", "validdata_new.txt": "valid", "testdata_new.txt": "test"}
@@ -34,22 +35,23 @@ SEQUENCE_FILES = {"traindata_new.txt": "train", "validdata_new.txt": "valid", "t
 
 def read_item_list(path: Path, *, offset_allowed: int = 0) -> list[str]:
     """ASINs of a domain in new-id order, from `orig_id<TAB>ASIN<TAB>new_id` lines."""
-    if not path.is_file():
-        raise DataFormatError(path, "file not found", expected="the item list `orig_id<TAB>ASIN<TAB>new_id`")
-    entries = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            parts = line.split("\t")
-            if len(parts) != 3:
-                raise DataFormatError(path, f"found {len(parts)} tab-separated fields", line=n,
-                                      expected="`orig_id<TAB>ASIN<TAB>new_id`")
-            if not parts[2].strip().isdigit():
-                raise DataFormatError(path, f"new id {parts[2]!r} is not an integer", line=n,
-                                      expected="a non-negative integer new_id")
-            entries.append((int(parts[2]), parts[1].strip(), n))
+    entries, asin_line = [], {}
+    for n, line in text_lines(path, what="the item list `orig_id<TAB>ASIN<TAB>new_id`"):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 3:
+            raise DataFormatError(path, f"found {len(parts)} tab-separated fields", line=n,
+                                  expected="`orig_id<TAB>ASIN<TAB>new_id`")
+        if not parts[2].strip().isdigit():
+            raise DataFormatError(path, f"new id {parts[2]!r} is not an integer", line=n,
+                                  expected="a non-negative integer new_id")
+        asin = parts[1].strip()
+        if asin in asin_line:
+            raise DataFormatError(path, f"ASIN {asin!r} is listed again (first at line {asin_line[asin]})", line=n,
+                                  expected="one line per item (two ids for one product would split its interactions)")
+        asin_line[asin] = n
+        entries.append((int(parts[2]), asin, n))
     if not entries:
         raise DataFormatError(path, "no items", expected="one line per item")
     n_items = len(entries)
@@ -72,40 +74,40 @@ def read_item_list(path: Path, *, offset_allowed: int = 0) -> list[str]:
 def read_c2dsr_sequences(path: Path, n_items: int) -> tuple[list[tuple], list[int], int]:
     """(user, items, timestamps) per line, sorted by time; the line numbers of one-item lines (skipped); and how
     many lines carry an `n` field that differs from their item count (informational)."""
-    if not path.is_file():
-        raise DataFormatError(path, "file not found", expected="a C2DSR sequence file")
-    rows, short, n_mismatch = [], [], 0
+    rows, short, n_mismatch, users = [], [], 0, UniqueUsers(path)
     expected = "`user<TAB>n<TAB>item|unix_ts|date<TAB>...` with integer item ids and timestamps"
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            parts = line.split("\t")
-            if len(parts) < 3:
-                raise DataFormatError(path, f"found {len(parts)} tab-separated fields", line=n, expected=expected)
-            user, count = parts[0].strip(), parts[1].strip()
-            if not count.lstrip("-").isdigit():
-                raise DataFormatError(path, f"the second field {count!r} is not an integer", line=n, expected=expected)
-            events = []
-            for token in parts[2:]:
-                fields = token.strip().split("|")
-                try:
-                    item, when = int(fields[0]), int(fields[1])
-                except (ValueError, IndexError):
-                    raise DataFormatError(path, f"interaction {token!r} is not `item|unix_ts|date`", line=n,
-                                          expected=expected) from None
-                if not 0 <= item < n_items:
-                    raise DataFormatError(path, f"item id {item} is outside [0, {n_items})", line=n,
-                                          expected="global ids (B ids offset by the Alist count)")
-                events.append((item, when))
-            events.sort(key=lambda e: e[1])  # stable, as C2DSR's own loader does
-            n_mismatch += int(int(count) != len(events))
-            if len(events) < 2:
-                short.append(n)
-                continue
-            rows.append((user, np.array([e[0] for e in events], dtype=np.int64),
-                         np.array([e[1] for e in events], dtype=np.int64)))
+    for n, line in text_lines(path, what="a C2DSR sequence file"):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) < 3:
+            raise DataFormatError(path, f"found {len(parts)} tab-separated fields", line=n, expected=expected)
+        user, count = parts[0].strip(), parts[1].strip()
+        users.add(user, n)
+        if not count.lstrip("-").isdigit():
+            raise DataFormatError(path, f"the second field {count!r} is not an integer", line=n, expected=expected)
+        events = []
+        for token in parts[2:]:
+            fields = token.strip().split("|")
+            if len(fields) < 2:
+                raise DataFormatError(path, f"interaction {token!r} is not `item|unix_ts|date`", line=n,
+                                      expected=expected)
+            for value, what in ((fields[0], "item id"), (fields[1], "timestamp")):
+                if not value.strip().lstrip("-").isdigit():
+                    raise DataFormatError(path, f"{what} {value!r} of interaction {token!r} is not an integer",
+                                          line=n, expected=expected)
+            item, when = int(fields[0]), int(fields[1])
+            if not 0 <= item < n_items:
+                raise DataFormatError(path, f"item id {item} is outside [0, {n_items})", line=n,
+                                      expected="global ids (B ids offset by the Alist count)")
+            events.append((item, when))
+        events.sort(key=lambda e: e[1])  # stable, as C2DSR's own loader does
+        n_mismatch += int(int(count) != len(events))
+        if len(events) < 2:
+            short.append(n)
+            continue
+        rows.append((user, np.array([e[0] for e in events], dtype=np.int64),
+                     np.array([e[1] for e in events], dtype=np.int64)))
     return rows, short, n_mismatch
 
 
@@ -125,6 +127,9 @@ def import_c2dsr(data_dir: str | Path, domain_pair: str = "food_kitchen") -> Cro
     seq_rows, skipped, mismatches = [], {}, {}
     for fname, split in SEQUENCE_FILES.items():
         rows, short, n_mismatch = read_c2dsr_sequences(data_dir / fname, space.n_items)
+        if split != "train" and not rows:
+            raise DataFormatError(data_dir / fname, f"holds no {split} user with a history and a target",
+                                  expected="at least one line of two or more interactions")
         if short:
             skipped[fname] = {"reason": "fewer than 2 interactions (no next-item pair / no history)",
                               "unit": "lines", "count": len(short), "lines": short[:20]}

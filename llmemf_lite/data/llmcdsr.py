@@ -7,9 +7,13 @@ Files of the release (domain A = X, domain B = Y of the pair):
     train_A.txt, train_B.txt     single-domain training sequences
     train_overlap.txt            mixed training sequences
     valid.txt, test.txt          held-out users: a mixed history whose last id is the target
+    instance_num.txt             three numbers: the line counts of train_A, train_B and train_overlap (optional)
 Each sequence line is `user<TAB>id,id,...` with global ids (B ids are offset by the A count).
 
 Everything is validated as it is read: a bad line raises `DataFormatError` naming the file, line and expectation.
+A copy cut short is refused, not read as a smaller dataset: every line must end with its newline (a file cut
+mid-line does not), and the training files must hold as many lines as instance_num.txt says. A user listed twice in
+one file (a duplicated line) is an error too: it would be trained on or evaluated twice.
 Training sequences with a single item carry no next-item pair; they are skipped and counted in the card.
 """
 from __future__ import annotations
@@ -25,6 +29,7 @@ from ..paths import project_root
 from .dataset import CrossDomainDataset, ItemSpace, dataset_card
 from .download import file_provenance
 from .errors import DataFormatError
+from .lines import UniqueUsers, text_lines
 from .safe_pickle import load_plain_pickle
 
 # file -> (split, kind, which id range its ids must lie in)
@@ -51,38 +56,49 @@ def read_item_counts(path: Path) -> tuple[int, int]:
     return counts[0], counts[1]
 
 
+INSTANCE_FILES = ("train_A.txt", "train_B.txt", "train_overlap.txt")  # in the order of instance_num.txt
+
+
+def read_instance_counts(path: Path) -> dict[str, int] | None:
+    """Lines per training file as instance_num.txt gives them; None when the release has no such file."""
+    if not path.is_file():
+        return None
+    values = path.read_text(encoding="utf-8", errors="replace").split()
+    if len(values) != len(INSTANCE_FILES) or not all(v.isdigit() for v in values):
+        raise DataFormatError(path, f"holds {values[:5]!r}",
+                              expected=f"{len(INSTANCE_FILES)} integers: the line counts of {', '.join(INSTANCE_FILES)}")
+    return dict(zip(INSTANCE_FILES, map(int, values)))
+
+
 def read_sequences(path: Path, allowed: range, *, min_length: int) -> tuple[list[tuple[str, list[int]]], list[int]]:
     """Parse `user<TAB>id,id,...` lines; return the sequences and the line numbers of too-short ones (skipped)."""
-    if not path.is_file():
-        raise DataFormatError(path, "file not found", expected="a sequence file of the LLMCDSR release")
-    rows, short = [], []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
-            parts = line.split("\t")
-            if len(parts) != 2:
-                raise DataFormatError(path, f"found {len(parts)} tab-separated fields", line=n,
-                                      expected="`user<TAB>comma-separated item ids`")
-            user, ids_text = parts[0].strip(), parts[1].strip()
-            if not ids_text:
-                raise DataFormatError(path, f"user {user!r} has an empty sequence", line=n,
-                                      expected="at least one item id")
-            try:
-                ids = [int(tok) for tok in ids_text.split(",")]
-            except ValueError:
-                bad = next(t for t in ids_text.split(",") if not t.strip().lstrip("-").isdigit())
-                raise DataFormatError(path, f"item id {bad!r} is not an integer", line=n,
-                                      expected="comma-separated integer ids") from None
-            out = [i for i in ids if i not in allowed]
-            if out:
-                raise DataFormatError(path, f"item id {out[0]} is outside this file's id range", line=n,
-                                      expected=f"ids in [{allowed.start}, {allowed.stop})")
-            if len(ids) < min_length:
-                short.append(n)
-                continue
-            rows.append((user, ids))
+    rows, short, users = [], [], UniqueUsers(path)
+    for n, line in text_lines(path, what="a sequence file of the LLMCDSR release"):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2:
+            raise DataFormatError(path, f"found {len(parts)} tab-separated fields", line=n,
+                                  expected="`user<TAB>comma-separated item ids`")
+        user, ids_text = parts[0].strip(), parts[1].strip()
+        users.add(user, n)
+        if not ids_text:
+            raise DataFormatError(path, f"user {user!r} has an empty sequence", line=n,
+                                  expected="at least one item id")
+        try:
+            ids = [int(tok) for tok in ids_text.split(",")]
+        except ValueError:
+            bad = next(t for t in ids_text.split(",") if not t.strip().lstrip("-").isdigit())
+            raise DataFormatError(path, f"item id {bad!r} is not an integer", line=n,
+                                  expected="comma-separated integer ids") from None
+        out = [i for i in ids if i not in allowed]
+        if out:
+            raise DataFormatError(path, f"item id {out[0]} is outside this file's id range", line=n,
+                                  expected=f"ids in [{allowed.start}, {allowed.stop})")
+        if len(ids) < min_length:
+            short.append(n)
+            continue
+        rows.append((user, ids))
     return rows, short
 
 
@@ -132,8 +148,16 @@ def import_llmcdsr(data_dir: str | Path, domain_pair: str = "food_kitchen") -> C
 
     seq_rows, skipped = [], {}
     ranges = {"x": space.domain_range(0), "y": space.domain_range(1), "any": range(0, space.n_items)}
+    instances = read_instance_counts(data_dir / "instance_num.txt")
     for fname, (split, kind, rng) in SEQUENCE_FILES.items():
         rows, short = read_sequences(data_dir / fname, ranges[rng], min_length=2)
+        if instances is not None and fname in instances and len(rows) + len(short) != instances[fname]:
+            raise DataFormatError(data_dir / fname, f"holds {len(rows) + len(short)} sequences",
+                                  expected=f"{instances[fname]}, as instance_num.txt says (a copy cut short or "
+                                           "mixed with another release? copy the release again)")
+        if split != "train" and not rows:
+            raise DataFormatError(data_dir / fname, f"holds no {split} user with a history and a target",
+                                  expected=f"at least one line `user<TAB>id,id,...` of two or more ids")
         if short:
             skipped[fname] = {"reason": "fewer than 2 items (no next-item pair)", "count": len(short),
                               "lines": short[:20]}

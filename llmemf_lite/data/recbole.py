@@ -26,9 +26,10 @@ import pandas as pd
 
 from ..pairs import get_pair
 from ..paths import project_root
-from .dataset import ITEM_COLUMNS, SEQUENCE_COLUMNS, SPLITS, CrossDomainDataset, ItemSpace, dataset_card
+from .dataset import ITEM_COLUMNS, KINDS, SEQUENCE_COLUMNS, SPLITS, CrossDomainDataset, ItemSpace, dataset_card
 from .download import file_provenance
 from .errors import DataFormatError
+from .lines import text_lines
 from .splits import SplitConfig, kind_of, split_sequences
 
 
@@ -47,41 +48,58 @@ def write_atomic(path: Path, header: list[str], rows) -> None:
 
 
 def read_atomic(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
-    """An atomic file as strings, columns named without their type (`user_id:token` -> `user_id`)."""
-    if not path.is_file():
-        raise DataFormatError(path, "file not found", expected="a RecBole atomic file")
-    with open(path, encoding="utf-8") as f:
-        header = f.readline().rstrip("\r\n").split("\t")
-        names = []
-        for field in header:
-            name, _, ftype = field.partition(":")
-            if ftype not in ("token", "token_seq", "float", "float_seq"):
-                raise DataFormatError(path, f"header field {field!r} has no known type", line=1,
-                                      expected="`name:token|token_seq|float|float_seq` fields")
-            names.append(name)
-        missing = [r for r in required if r not in names]
-        if missing:
-            raise DataFormatError(path, f"header lacks {missing}", line=1,
-                                  expected=f"fields {[f'{r}:token' for r in required]}")
-        rows = []
-        for n, line in enumerate(f, 2):
-            line = line.rstrip("\r\n")
-            if not line:
-                continue
-            values = line.split("\t")
-            if len(values) != len(names):
-                raise DataFormatError(path, f"found {len(values)} fields", line=n,
-                                      expected=f"{len(names)} tab-separated fields as the header says")
-            rows.append(values)
+    """An atomic file as strings, columns named without their type (`user_id:token` -> `user_id`); a timestamp
+    column as int64 seconds (a value that is not a whole number of seconds within +-2**53 is an error naming its
+    line: 1e30 would wrap round in int64, 12.5 would be cut)."""
+    lines = text_lines(path, final_newline=False, what="a RecBole atomic file")
+    header_line = next(lines, None)
+    if header_line is None:
+        raise DataFormatError(path, "the file is empty", line=1, expected="a header line of typed fields")
+    names = []
+    for field in header_line[1].split("\t"):
+        name, _, ftype = field.partition(":")
+        if ftype not in ("token", "token_seq", "float", "float_seq"):
+            raise DataFormatError(path, f"header field {field!r} has no known type", line=1,
+                                  expected="`name:token|token_seq|float|float_seq` fields")
+        names.append(name)
+    missing = [r for r in required if r not in names]
+    if missing:
+        raise DataFormatError(path, f"header lacks {missing}", line=1,
+                              expected=f"fields {[f'{r}:token' for r in required]}")
+    rows, line_of = [], []
+    for n, line in lines:
+        if not line:
+            continue
+        values = line.split("\t")
+        if len(values) != len(names):
+            raise DataFormatError(path, f"found {len(values)} fields", line=n,
+                                  expected=f"{len(names)} tab-separated fields as the header says")
+        rows.append(values)
+        line_of.append(n)
     frame = pd.DataFrame(rows, columns=names, dtype=object)
     if "timestamp" in frame:
-        bad = pd.to_numeric(frame["timestamp"], errors="coerce").isna()
+        frame["timestamp"] = _whole_seconds(frame["timestamp"], path, line_of)
+    if "kind" in frame:
+        bad = ~frame["kind"].isin(KINDS)
         if bad.any():
-            n = int(np.flatnonzero(bad.to_numpy())[0]) + 2
-            raise DataFormatError(path, f"timestamp {frame['timestamp'].iat[n - 2]!r} is not a number", line=n,
-                                  expected="a numeric timestamp")
-        frame["timestamp"] = pd.to_numeric(frame["timestamp"]).astype(np.int64)
+            n = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataFormatError(path, f"kind {frame['kind'].iat[n]!r} is not a row kind", line=line_of[n],
+                                  expected=f"one of {list(KINDS)} (lower case)")
     return frame
+
+
+MAX_SECONDS = 2 ** 53  # beyond this a float64 timestamp is no longer exact (and no real time is that far out)
+
+
+def _whole_seconds(column: pd.Series, path: Path, line_of: list[int]) -> pd.Series:
+    values = pd.to_numeric(column, errors="coerce").astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        bad = values.isna() | ~np.isfinite(values) | (values.abs() > MAX_SECONDS) | (values != np.floor(values))
+    if bad.any():
+        n = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataFormatError(path, f"timestamp {column.iat[n]!r} is not a time in whole seconds", line=line_of[n],
+                              expected="an integer number of seconds within +-2**53 (e.g. a unix time)")
+    return values.astype(np.int64)
 
 
 # --- export ----------------------------------------------------------------------------------------------------------
