@@ -2,7 +2,8 @@
 
 The rule, used everywhere: for a metric, the effect of A over B is mean_A - mean_B over seeds (per domain and
 protocol); the spread is sqrt(std_A² + std_B²) with the standard deviations over seeds. The claim "A beats B" holds
-where effect > spread, does not hold where effect < -spread, and is within noise otherwise.
+where effect > spread, does not hold where effect < -spread, and is within noise otherwise. With one seed there is
+no spread to weigh an effect against: the verdict is "one seed" (ahead or behind is the effect's sign).
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ def effect(metrics: pd.DataFrame, a: str, b: str, metric: str = "NDCG@10") -> pd
         if not len(va) or not len(vb):
             continue
         diff, spread = va.mean() - vb.mean(), float(np.hypot(va.std(), vb.std()))
-        verdict = "holds" if diff > spread else "does not hold" if diff < -spread else "within noise"
+        verdict = ("one seed" if min(len(va), len(vb)) < 2 else
+                   "holds" if diff > spread else "does not hold" if diff < -spread else "within noise")
         rows.append({"protocol": protocol, "domain": domain, "A": a, "B": b, "metric": metric,
                      "mean_A": va.mean(), "mean_B": vb.mean(), "effect": diff, "spread": spread,
                      "seeds": min(len(va), len(vb)), "verdict": verdict})
@@ -38,7 +40,8 @@ def effects_in_words(effects: pd.DataFrame) -> list[str]:
     """One sentence per (comparison, protocol, domain)."""
     out = []
     for r in effects.itertuples():
-        verb = {"holds": "beats", "does not hold": "loses to", "within noise": "is within the seed spread of"}
+        verb = {"holds": "beats", "does not hold": "loses to", "within noise": "is within the seed spread of",
+                "one seed": "is ahead of (one seed, no spread)" if r.effect > 0 else "is behind (one seed, no spread)"}
         out.append(f"{r.A} {verb[r.verdict]} {r.B} on {r.metric} ({r.domain}, {r.protocol}): "
                    f"{r.mean_A:.4f} vs {r.mean_B:.4f}, effect {r.effect:+.4f}, spread {r.spread:.4f}.")
     return out
@@ -62,6 +65,25 @@ CLAIMS = [
     ("ID + text + image beats image alone", "05_ablations_extended", "LLM-EMF (full)", "image only"),
 ]
 
+def verdict_table(metrics_of: dict[str, pd.DataFrame], metric: str = "NDCG@10") -> pd.DataFrame:
+    """The paper's claims whose two variants are in `metrics_of` (experiment name -> its metrics), one row per
+    claim: the verdict per (protocol, domain) with its effect and spread, the paper's sampled protocol first and the
+    domains in the pair's order (X first)."""
+    rows = []
+    for claim, experiment, a, b in CLAIMS:
+        frame = metrics_of.get(experiment)
+        eff = effect(frame, a, b, metric) if frame is not None else pd.DataFrame()
+        if eff.empty:
+            continue
+        domains = list(dict.fromkeys(frame["domain"]))
+        eff = eff.assign(order=(eff["protocol"] != "sampled") * len(domains) + eff["domain"].map(domains.index))
+        row = {"claim": claim}
+        for r in eff.sort_values("order").itertuples():
+            row[f"{r.domain}, {r.protocol}"] = f"{r.verdict} ({r.effect:+.3f} ± {r.spread:.3f})"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 # which run writes each experiment's results folder (named in a claim that has no numbers yet)
 EXPERIMENT_RUNS = {"04_train": "notebook 04", "05_ablations": "notebook 05",
                    "05_ablations_extended": "notebook 05 with `-p variants extended`"}
@@ -73,7 +95,7 @@ def paper_comparison(results_root: Path, pair_source: str, metric: str = "NDCG@1
     lines = [f"# The paper's claims, tested on {pair_source}", "",
              f"Metric {metric}; effect = mean(A) − mean(B) over seeds; spread = √(std_A² + std_B²); a claim "
              "**holds** where effect > spread, **does not hold** where effect < −spread, else it is **within "
-             "noise**.", "",
+             "noise**; with one seed there is no spread and no verdict (**one seed**).", "",
              "| claim | domain | protocol | A | B | effect | spread | seeds | verdict |", "|---|---|---|---|---|---|---|---|---|"]
     missing = []
     for claim, experiment, a, b in CLAIMS:

@@ -1,0 +1,377 @@
+"""The numbers that README.md and docs/ state, made from the files in results/; and the short reading of its numbers
+that each of notebooks 04, 05 and 06 ends on.
+
+    python -m llmemf_lite.report           # rewrite every generated table in README.md and docs/*.md
+    python -m llmemf_lite.report --check   # exit 1, naming each table that differs from its results file
+
+A generated table sits between `<!-- report:NAME -->` and `<!-- /report:NAME -->`, NAME a key of `TABLES`; the text
+between the two markers is the table's, everything around them is written by hand. tests/test_report.py fails when
+a committed table no longer matches its file, so a number in the docs is the number in results/.
+
+What this file is: formatting. What it is not: the verdict rule (`claims.py`), the metrics (`evaluate.py`) or the
+experiments that write results/ (`experiment.py`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import claims
+from .paths import project_root, results_dir
+
+METRIC = "NDCG@10"
+PROTOCOLS = (("sampled", "999 sampled"), ("full", "full ranking"))
+# the commands that remake each results folder
+REAL_COMMAND = ("papermill notebooks/04_train.ipynb out.ipynb -p source llmcdsr "
+                "-p data_dir ../shared/data/food-kitchen -p models pop,gru4rec,sasrec,bert4rec,c2dsr,llmemf_id,llmemf -p seeds 0,1,2 -p epochs 8 "
+                "-p batch_size 128 -p text_source title -p device cuda")
+DEFAULT_COMMAND = "make reproduce"
+EXTENDED_COMMAND = "papermill notebooks/05_ablations.ipynb out.ipynb -p variants extended"
+
+
+# ---------------------------------------------------------------------------------------------- numbers as text
+def mean_std(values, digits: int = 4) -> str:
+    """The mean over seeds, with ± the standard deviation only where there is more than one seed."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return f"{values.mean():.{digits}f}"
+    return f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
+
+
+def seed_table(metrics: pd.DataFrame, protocol: str, columns=None) -> pd.DataFrame:
+    """Notebook tables of mean ± std over seeds per (domain, variant), as `experiment.mean_std_table`, without the
+    ± where every variant ran with one seed (a spread of one draw is no spread)."""
+    from .experiment import METRICS, mean_std_table
+
+    table = mean_std_table(metrics, protocol, columns or METRICS)
+    if metrics.groupby("label")["seed"].nunique().max() < 2:
+        table = table.map(lambda text: text.split(" ± ")[0])
+    return table
+
+
+def metric_table(metrics: pd.DataFrame, metric: str = METRIC, digits: int = 4, bold_best: bool = True,
+                 labels: dict | None = None) -> pd.DataFrame:
+    """One row per variant (in the order of the file), one column per (domain, protocol), X first and the paper's
+    sampled protocol first: `metric` as mean ± std over seeds; the best mean of each column in bold. `labels` renames
+    variants (those not named keep their label)."""
+    domains = list(dict.fromkeys(metrics["domain"]))
+    variants = list(dict.fromkeys(metrics["label"]))
+    out = pd.DataFrame({"variant": [(labels or {}).get(v, v) for v in variants]})
+    for protocol, name in PROTOCOLS:
+        for domain in domains:
+            rows = metrics[(metrics["protocol"] == protocol) & (metrics["domain"] == domain)]
+            if rows.empty:
+                continue
+            groups = rows.groupby("label", sort=False)[metric]
+            means = groups.mean()
+            cells = [mean_std(groups.get_group(v), digits) if v in means.index else "" for v in variants]
+            if bold_best and len(means) > 1:
+                best = means.idxmax()
+                cells = [f"**{c}**" if v == best else c for v, c in zip(variants, cells)]
+            out[f"{domain.capitalize()}, {name}"] = cells
+    return out
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    from .experiment import markdown_table
+
+    return markdown_table(frame)
+
+
+def _link(path: Path) -> str:
+    rel = path.relative_to(project_root()).as_posix()
+    return f"[`{rel}`]({{root}}{rel})"
+
+
+def _source_line(paths: list[Path], command: str) -> str:
+    return f"from {', '.join(_link(p) for p in paths)}; remade by `{command}`."
+
+
+def _seeds(metrics: pd.DataFrame) -> str:
+    seeds = sorted(metrics["seed"].unique())
+    return f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))})"
+
+
+def _epochs(folder: Path) -> str:
+    setting = folder / "setting.json"
+    return f", {json.loads(setting.read_text())['epochs']} epochs" if setting.is_file() else ""
+
+
+# ------------------------------------------------------------------------------------------- the generated tables
+def _metrics(root: Path, experiment: str, pair_source: str) -> tuple[Path, pd.DataFrame | None]:
+    path = root / experiment / pair_source / "metrics.csv"
+    return path, (pd.read_csv(path) if path.is_file() else None)
+
+
+def _missing(path: Path) -> str:
+    return f"*No numbers yet: `{path.relative_to(project_root()).as_posix()}` does not exist.*"
+
+
+def headline(root: Path) -> str:
+    """The README's one table: test NDCG@10 of every model of notebook 04, the real Food–Kitchen data first, then
+    the default (synthetic) world."""
+    parts, sources = [], []
+    for pair_source, what, command in (("food_kitchen_llmcdsr", "real Food–Kitchen", REAL_COMMAND),
+                                       ("food_kitchen_synthetic", "default world", DEFAULT_COMMAND)):
+        path, metrics = _metrics(root, "04_train", pair_source)
+        if metrics is None:
+            continue
+        table = metric_table(metrics, digits=3)
+        table.insert(0, "data", [f"{what}, {_seeds(metrics)}"] + [""] * (len(table) - 1))
+        parts.append(table)
+        sources.append(f"{what}: numbers {_source_line([path], command)}")
+    if not parts:
+        return "*No results of notebook 04 yet: run `make reproduce`.*"
+    body = markdown(pd.concat(parts, ignore_index=True).fillna(""))
+    return body + "\n\n" + "\n".join(f"- {s}" for s in sources)
+
+
+def table_04(root: Path, pair_source: str, command: str) -> str:
+    folder = root / "04_train" / pair_source
+    path, metrics = _metrics(root, "04_train", pair_source)
+    if metrics is None:
+        return _missing(path)
+    return (f"Test {METRIC}, {_seeds(metrics)}{_epochs(folder)}; mean ± std over seeds where there are several.\n\n"
+            + markdown(metric_table(metrics)) + "\n\nNumbers " + _source_line([path, folder / "summary.md"], command))
+
+
+def table_05(root: Path, pair_source: str) -> str:
+    """The ablations of notebook 05, and below them the extended variants where `-p variants extended` has run."""
+    path, metrics = _metrics(root, "05_ablations", pair_source)
+    if metrics is None:
+        return _missing(path)
+    ext_path, extended = _metrics(root, "05_ablations_extended", pair_source)
+    paths, commands = [path], [DEFAULT_COMMAND]
+    if extended is not None:
+        new = extended[~extended["label"].isin(set(metrics["label"]))]
+        metrics = pd.concat([metrics, new.assign(label="*extended:* " + new["label"])], ignore_index=True)
+        paths.append(ext_path)
+        commands.append(EXTENDED_COMMAND)
+    table = metric_table(metrics, digits=3)
+    return (f"Test {METRIC}, {_seeds(metrics)}{_epochs(path.parent)}, mean ± std over seeds.\n\n" + markdown(table)
+            + "\n\n" + f"Numbers from {', '.join(_link(p) for p in paths)}; remade by "
+            + " then ".join(f"`{c}`" for c in commands) + ".")
+
+
+def claims_table(root: Path, pair_source: str) -> str:
+    """The verdict of each of the paper's claims measured on `pair_source` (the rule: `claims.py`)."""
+    found = {exp: m for exp in claims.EXPERIMENT_RUNS if (m := _metrics(root, exp, pair_source)[1]) is not None}
+    table = claims.verdict_table(found)
+    if table.empty:
+        return f"*No claim measured on `{pair_source}` yet.*"
+    paths = [root / exp / pair_source / "metrics.csv" for exp in found]
+    return (markdown(table.fillna("")) + "\n\n"
+            + f"Verdict (effect ± spread of {METRIC}, over seeds) from {', '.join(_link(p) for p in paths)}; all of "
+            + f"it, with what is not measured and why: {_link(root / 'paper_comparison.md')}.")
+
+
+def attention_06(root: Path, pair_source: str) -> str:
+    share_path = root / f"06_cross_domain_share_{pair_source}.csv"
+    heavy_path = root / f"06_heavy_history_attention_{pair_source}.csv"
+    if not share_path.is_file() or not heavy_path.is_file():
+        return _missing(share_path if not share_path.is_file() else heavy_path)
+    share, heavy = pd.read_csv(share_path), pd.read_csv(heavy_path)
+    return (attention_reading(share, heavy) + "\n\n" + "Numbers "
+            + _source_line([share_path, heavy_path], DEFAULT_COMMAND))
+
+
+def setting_differences(root: Path) -> str:
+    """What differs from the paper's setting: one text (`claims.SETTING_DIFFERENCES`), also written at the end of
+    results/paper_comparison.md."""
+    return claims.SETTING_DIFFERENCES.split("\n", 2)[2].strip()
+
+
+TABLES = {
+    "headline": headline,
+    "real_04": lambda root: table_04(root, "food_kitchen_llmcdsr", REAL_COMMAND),
+    "default_04": lambda root: table_04(root, "food_kitchen_synthetic", DEFAULT_COMMAND),
+    "default_05": lambda root: table_05(root, "food_kitchen_synthetic"),
+    "real_claims": lambda root: claims_table(root, "food_kitchen_llmcdsr"),
+    "default_claims": lambda root: claims_table(root, "food_kitchen_synthetic"),
+    "default_06": lambda root: attention_06(root, "food_kitchen_synthetic"),
+    "setting_differences": setting_differences,
+}
+
+MARKER = re.compile(r"<!-- report:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /report:(?P=name) -->", re.S)
+
+
+def documents(root: Path | None = None) -> list[Path]:
+    """The files that may hold generated tables: README.md and docs/*.md."""
+    root = root or project_root()
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def render(text: str, path: Path, results: Path | None = None) -> str:
+    """`text` with every generated table between its markers made afresh from `results` (default results/).
+    Links are written relative to `path`'s folder. An unknown NAME, or an opening marker without its closing one,
+    is an error naming the file and line."""
+    results = results or results_dir()
+    up = "../" * len(path.resolve().relative_to(project_root().resolve()).parent.parts)
+    for number, line in enumerate(text.splitlines(), 1):
+        opened = re.fullmatch(r"<!-- report:([\w-]+) -->", line.strip())
+        if opened and opened.group(1) not in TABLES:
+            raise ValueError(f"{path}:{number}: unknown report table {opened.group(1)!r}; known: {sorted(TABLES)}")
+        if opened and f"<!-- /report:{opened.group(1)} -->" not in text:
+            raise ValueError(f"{path}:{number}: `{line.strip()}` has no closing `<!-- /report:{opened.group(1)} -->`")
+
+    def fill(match: re.Match) -> str:
+        body = TABLES[match["name"]](results).replace("{root}", up)
+        return f"<!-- report:{match['name']} -->\n{body}\n<!-- /report:{match['name']} -->"
+
+    return MARKER.sub(fill, text)
+
+
+def stale(root: Path | None = None) -> list[str]:
+    """'file: NAME' for each generated table whose committed text differs from what its results file gives."""
+    out = []
+    for path in documents(root):
+        if not path.is_file():
+            continue
+        text = path.read_text()
+        fresh = render(text, path)
+        if fresh != text:
+            old = {m["name"]: m[0] for m in MARKER.finditer(text)}
+            new = {m["name"]: m[0] for m in MARKER.finditer(fresh)}
+            out += [f"{path.relative_to(project_root())}: {n}" for n in new if old.get(n) != new[n]]
+    return out
+
+
+def write(root: Path | None = None) -> list[Path]:
+    """Rewrite the generated tables of every document in place; returns the files that changed."""
+    changed = []
+    for path in documents(root):
+        if path.is_file():
+            text = path.read_text()
+            fresh = render(text, path)
+            if fresh != text:
+                path.write_text(fresh)
+                changed.append(path)
+    return changed
+
+
+# ------------------------------------------------------------------------------------ what the notebooks end on
+class TextTable:
+    """A table of texts as a notebook shows it: left-aligned and never cut (pandas' HTML right-aligns cells and cuts
+    them at `display.max_colwidth`). Its HTML ids come from its content, and its plain-text form is the frame's, so
+    a re-run notebook shows the same output."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+
+    def _repr_html_(self) -> str:
+        import hashlib
+
+        uuid = hashlib.sha256(self.frame.to_csv().encode()).hexdigest()[:8]
+        left = "text-align: left; vertical-align: top;"
+        return (self.frame.style.set_uuid(uuid).set_properties(**{"text-align": "left"})
+                .set_table_styles([{"selector": "th", "props": left}, {"selector": "td", "props": left}])._repr_html_())
+
+    def __repr__(self) -> str:
+        return self.frame.to_string()
+
+
+def _best(metrics: pd.DataFrame, protocol: str, domain: str) -> tuple[str, float]:
+    rows = metrics[(metrics["protocol"] == protocol) & (metrics["domain"] == domain)]
+    means = rows.groupby("label", sort=False)[METRIC].mean()
+    return means.idxmax(), means.max()
+
+
+def _verdict_words(eff: pd.DataFrame) -> str:
+    """'holds in 3 of 4 cells (kitchen, sampled: within noise)'-style summary of one comparison's cells."""
+    if eff.empty:
+        return "not measured"
+    counts = eff["verdict"].value_counts()
+    if "one seed" in counts:
+        ahead = int((eff["effect"] > 0).sum())
+        return f"ahead in {ahead} of {len(eff)} cells (one seed: no spread, so no verdict)"
+    main = counts.idxmax()
+    rest = [f"{r.domain}, {r.protocol}: {r.verdict}" for r in eff.itertuples() if r.verdict != main]
+    return f"{main} in {counts.max()} of {len(eff)} cells" + (f" ({'; '.join(rest)})" if rest else "")
+
+
+def training_reading(metrics: pd.DataFrame, epochs: int | None = None) -> str:
+    """Markdown for the end of notebook 04: which model leads where, LLM-EMF against the paper's claims, the seed
+    spread (or its absence), and whether the runs stopped at their budget."""
+    domains = list(dict.fromkeys(metrics["domain"]))
+    lines = [f"**What these numbers say** (test {METRIC}, {_seeds(metrics)}):", ""]
+    for protocol, name in PROTOCOLS:
+        leads = [f"{d}: `{label}` ({value:.4f})" for d in domains for label, value in [_best(metrics, protocol, d)]]
+        lines.append(f"- Best under the {name} protocol: " + "; ".join(leads) + ".")
+    for claim, experiment, a, b in claims.CLAIMS:
+        if experiment == "04_train" and {a, b} <= set(metrics["label"]):
+            lines.append(f"- The paper's claim *{claim}*: {_verdict_words(claims.effect(metrics, a, b))}.")
+    if metrics["seed"].nunique() < 2:
+        lines.append("- One seed gives no spread: a difference here is one draw. Run `-p seeds 0,1,2` to weigh the "
+                     "effects against the seeds' spread, as notebook 05 does.")
+    if epochs is not None:
+        at_budget = sorted(metrics.loc[metrics["best_epoch"] >= epochs, "label"].unique())
+        if at_budget:
+            lines.append(f"- Best validation epoch = the last ({epochs}) for {', '.join(f'`{x}`' for x in at_budget)}: "
+                         "these are budget numbers, not converged ones.")
+    return "\n".join(lines)
+
+
+def ablation_reading(metrics: pd.DataFrame, reference: str = "LLM-EMF (full)", experiment: str = "05_ablations",
+                     data: str = "") -> str:
+    """Notebook 05's ending: the verdict of each of the paper's claims that these runs measure, as a table, then
+    every comparison of the full model with a variant in a few words."""
+    table = claims.verdict_table({experiment: metrics})
+    lines = [f"**The paper's claims on {data or 'these data'}** (test {METRIC}, {_seeds(metrics)}; effect ± spread "
+             "over seeds; a claim holds where the effect exceeds the spread, fails where it is below minus the "
+             "spread, and is within noise otherwise):", "",
+             markdown(table) if not table.empty else "*None of the paper's claims is measured by these variants.*",
+             "", f"**Each variant against `{reference}`**:", ""]
+    effects = claims.ablation_effects(metrics, reference)
+    for label, eff in effects.groupby("B", sort=False):
+        lines.append(f"- `{label}`: the full model {_verdict_words(eff)}.")
+    return "\n".join(lines)
+
+
+def attention_reading(share: pd.DataFrame, heavy: pd.DataFrame, target: str = "kitchen", other: str = "food") -> str:
+    """Notebook 06's ending: how much attention crosses domains, against what the history's mix gives."""
+    last = share.sort_values("distance").head(4)
+    a, i = last["attention_other_domain"], last["items_other_domain"]
+    above = (heavy["attention_other_domain"] > heavy["history_other_domain"]).mean()
+    gap = heavy["attention_other_domain"].mean() - heavy["history_other_domain"].mean()
+    return "\n".join([
+        "**What the attention shows**:", "",
+        f"- The merged sequence's last block puts {a.min():.2f} to {a.max():.2f} of its attention on the other domain "
+        f"at the latest four positions, where other-domain items are {i.min():.2f} to {i.max():.2f} of what a query "
+        "sees: it mixes domains about in proportion to the history, neither avoiding nor seeking the other domain."
+        if (a - i).abs().max() < 0.05 else
+        f"- The merged sequence's last block puts {a.min():.2f} to {a.max():.2f} of its attention on the other domain "
+        f"at the latest four positions, against {i.min():.2f} to {i.max():.2f} of other-domain items in view.",
+        f"- For the {len(heavy)} test users with a {target} target after a {other}-heavy history, the {target} "
+        f"preference's cross-attention at the last step puts {heavy['attention_other_domain'].mean():.2f} of its "
+        f"weight on {other} items (median {heavy['attention_other_domain'].median():.2f}), against a {other} share of "
+        f"{heavy['history_other_domain'].mean():.2f} in their histories; {above:.0%} of them lie above the diagonal. "
+        + (f"The cross-domain path reads the {other} history at about its weight, which is what lets such a user's "
+           f"{target} prediction use it." if abs(gap) < 0.1 else
+           f"The cross-domain path reads the {other} history {'below' if gap < 0 else 'above'} its weight."),
+        "- The paper shows attention maps and no number to set beside these; they describe one trained model "
+        "(seed 0), not a spread over seeds.",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="only say which tables differ from their files (exit 1)")
+    args = ap.parse_args(argv)
+    if args.check:
+        old = stale()
+        for entry in old:
+            print(f"stale: {entry}")
+        return 1 if old else 0
+    for path in write():
+        print(f"rewrote {path.relative_to(project_root())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
