@@ -55,6 +55,12 @@ def make_dataset(folder, n_good=6):
     return CrossDomainDataset(get_pair("food_kitchen"), items, seqs, {"synthetic": True}, folder)
 
 
+@pytest.fixture(autouse=True)
+def nothing_said_yet(monkeypatch):
+    """Each test starts as a fresh process would: the weights note not yet said."""
+    monkeypatch.setattr(embed_mod, "_SAID", set())
+
+
 @pytest.fixture
 def ds(tmp_path, artifacts):
     return make_dataset(tmp_path / "ds")
@@ -95,9 +101,12 @@ def test_cache_hit_loads_without_a_model_and_returns_the_same_vectors(ds, monkey
         raise AssertionError("a cache hit must not build a model")
     monkeypatch.setattr("llmemf_lite.embed.clip.load_clip", no_model)
     capsys.readouterr()
+    embed_mod._SAID.clear()
     again = item_embeddings(ds, "image", cfg(), progress=False)
     assert again.manifest["from_cache"] is True
-    assert NO_WEIGHTS_NOTE in capsys.readouterr().err  # said on a cache hit too
+    assert NO_WEIGHTS_NOTE in capsys.readouterr().err  # said on a cache hit too, where not said before
+    item_embeddings(ds, "image", cfg(), progress=False)
+    assert NO_WEIGHTS_NOTE not in capsys.readouterr().err  # said once per process (a kernel: once per notebook)
     np.testing.assert_array_equal(again.vectors, first.vectors)
     np.testing.assert_array_equal(again.mask, first.mask)
 
@@ -280,7 +289,7 @@ def test_a_local_checkpoint_is_loaded_and_a_broken_one_falls_back(ds, tmp_path, 
     assert fallback.manifest["pretrained"] is False and fallback.weights_note == NO_WEIGHTS_NOTE
     assert "broken.pt failed to load" in fallback.manifest["weights_reason"]
     assert any("falling back to random init" in r.message for r in caplog.records)
-    assert f"image embeddings ({SMALL}): {NO_WEIGHTS_NOTE}" in capsys.readouterr().err
+    assert f"{NO_WEIGHTS_NOTE} ({SMALL}, image and text towers)" in capsys.readouterr().err
 
 
 def test_choose_image_size():
@@ -300,3 +309,12 @@ def test_public_api():
 
     assert L.item_embeddings is item_embeddings and L.EmbedConfig is EmbedConfig
     assert L.ItemEmbeddings is embed_mod.ItemEmbeddings
+
+
+def test_the_weights_note_is_a_rendered_note_in_a_kernel(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.get_ipython", lambda: types.SimpleNamespace(kernel=object()))
+    monkeypatch.setattr("IPython.display.display", shown.append)
+    assert embed_mod.announce_weights("ViT-B-32", NO_WEIGHTS_NOTE)
+    assert not embed_mod.announce_weights("ViT-B-32", NO_WEIGHTS_NOTE)
+    assert len(shown) == 1 and NO_WEIGHTS_NOTE in shown[0].data and shown[0].data.startswith("> **Note.**")

@@ -6,7 +6,7 @@ images.py (decoding in DataLoader workers), texts.py (which text per item), cach
 explore.py (PCA, neighbours and coverage tables for notebook 03).
 """
 from .clip import NO_WEIGHTS_NOTE, ClipWeights, resolve_clip_weights
-from .embed import EmbedConfig, ItemEmbeddings, item_embeddings
+from .embed import EmbedConfig, ItemEmbeddings, announce_weights, item_embeddings
 
-__all__ = ["EmbedConfig", "ItemEmbeddings", "item_embeddings", "NO_WEIGHTS_NOTE", "ClipWeights",
+__all__ = ["EmbedConfig", "ItemEmbeddings", "item_embeddings", "announce_weights", "NO_WEIGHTS_NOTE", "ClipWeights",
            "resolve_clip_weights"]

@@ -358,11 +358,37 @@ def item_embeddings(ds, modality: str, config: EmbedConfig | None = None, *, pro
     return ItemEmbeddings(vectors, mask, {**manifest, "key": store.key, "from_cache": False})
 
 
+# the (model, note) pairs already said in this process: a kernel, so once per notebook
+_SAID: set[tuple[str, str]] = set()
+
+
 def _announce(plan: _Plan, modality: str) -> None:
-    """Say on every call, cache hit or not, when the vectors carry no pretrained semantics: a reader of any notebook
-    that uses them must see it. Written straight to stderr, not through logging, so that the line reads the same
-    whatever logging configuration a kernel happens to have (notebook outputs are compared run to run)."""
-    line = f"{modality} embeddings ({plan.model}): {plan.weights_note}"
+    """Say, once per process, when the vectors carry no pretrained semantics: a reader of any notebook that uses them
+    must see it, and once is enough (the image and text towers of one CLIP share the note)."""
+    log.info("%s embeddings (%s): %s", modality, plan.model, plan.weights_note)
     if plan.weights is not None and not plan.weights.pretrained:
-        print(f"llmemf_lite.embed: {line}", file=sys.stderr, flush=True)
-    log.info(line)
+        announce_weights(plan.model, plan.weights_note)
+
+
+def announce_weights(model: str, note: str) -> bool:
+    """Tell the reader what the CLIP weights are, the first time in this process only (returns whether it said it).
+    In a Jupyter kernel it is a rendered note, elsewhere a line on stderr (not through logging, so that it reads the
+    same whatever logging configuration a kernel has: notebook outputs are compared run to run)."""
+    if (model, note) in _SAID:
+        return False
+    _SAID.add((model, note))
+    text = f"{note} ({model}, image and text towers)."
+    try:
+        from IPython import get_ipython
+
+        kernel = getattr(get_ipython(), "kernel", None)
+    except ImportError:
+        kernel = None
+    if kernel is None:
+        print(f"llmemf_lite.embed: {text}", file=sys.stderr, flush=True)
+        return True
+    from IPython.display import Markdown, display
+
+    display(Markdown(f"> **Note.** {text} Said once per notebook; `emb.weights_note` and the manifest of every "
+                     "embedding say it too."))
+    return True
