@@ -92,7 +92,7 @@ def plot_learning_curves(history, path: str | Path, title: str = "") -> Path:
     ax.set_title(f"Learning curves {title}".strip())
     ax.plot([], [], "o", color="grey", label="best validation epoch")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))   # beside the axes: it hides no point
     out = _save(fig, path)
     plt.close(fig)
     return out
@@ -161,21 +161,22 @@ def plot_user_attention(ua, ds, path: str | Path, title: str = "") -> Path:
                f"cross-domain: {names[td]} → merged history\n(cross-attention)")]
     n, k = len(mixed), max(len(own), 1)
     vmax = max([float(m.max()) for m, *_ in panels if m.size] + [1e-9])
-    fig, axes = plt.subplots(1, 3, figsize=(6 + 0.3 * (n + n + k), 3.4 + 0.3 * n), layout="constrained",
+    # 9-point labels, one row of cells per label: readable at the notebook's width without zooming
+    fig, axes = plt.subplots(1, 3, figsize=(8 + 0.4 * (n + n + k), 5 + 0.4 * n), layout="constrained",
                              gridspec_kw={"width_ratios": [k, n, n]})
     for ax, (mat, rows, row_dom, cols, col_dom, heading) in zip(axes, panels):
         image = ax.imshow(mat if mat.size else np.zeros((1, 1)), cmap="viridis", vmin=0, vmax=vmax, aspect="auto")
-        ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=7)
-        ax.set_yticks(range(len(rows)), rows, fontsize=7)
+        ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=9)
+        ax.set_yticks(range(len(rows)), rows, fontsize=9)
         for ticks, doms in ((ax.get_xticklabels(), col_dom), (ax.get_yticklabels(), row_dom)):
             for tick, d in zip(ticks, doms):
                 tick.set_color(colours[int(d)])
         ax.set_xlabel("attended item (key), oldest first")
-        ax.set_title(heading, fontsize=9)
+        ax.set_title(heading, fontsize=11)
     axes[0].set_ylabel("query item, oldest at the top")
     fig.colorbar(image, ax=axes, shrink=0.7, label="attention weight (each row sums to 1)")
     legend = ", ".join(f"{c.split(':')[1]} = {name}" for c, name in zip(colours, names))
-    fig.suptitle(f"{title}target: [{names[td]}] {_short(titles[ua.target], 60)}   (titles: {legend})", fontsize=10)
+    fig.suptitle(f"{title}target: [{names[td]}] {_short(titles[ua.target], 60)}   (titles: {legend})", fontsize=12)
     out = _save(fig, path)
     plt.close(fig)
     return out
