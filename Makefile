@@ -32,8 +32,9 @@ test: env
 notebooks: env
 	$(PY) -m llmemf_lite.pipeline --in-place
 
+## JupyterLab rooted at the project (README, results/, figures/ in reach), opened on the notebooks folder
 lab: env
-	.venv/bin/jupyter lab notebooks
+	.venv/bin/jupyter-lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks
 
 benchmarks: env
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
