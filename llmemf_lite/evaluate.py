@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 
 from .data.dataset import ItemSpace
+from .data.errors import DataFormatError
+from .data.lines import text_lines
 
 METRICS = ("MRR", "NDCG@5", "NDCG@10", "HR@1", "HR@5", "HR@10")
 PROTOCOLS = ("sampled", "full")
@@ -53,21 +55,97 @@ def sample_candidates(targets: np.ndarray, space: ItemSpace, n_negatives: int, s
     return out
 
 
-def load_candidates(path: str | Path, targets: np.ndarray, space: ItemSpace) -> np.ndarray:
-    """Read candidates saved as .npy (or whitespace text), [cases, n] item ids; check they fit the cases."""
+def load_candidates(path: str | Path, targets: np.ndarray, space: ItemSpace, *,
+                    n_negatives: int | None = None) -> np.ndarray:
+    """Candidates written by another codebase: .npy, or whitespace-separated text with one case per line; [cases,
+    n] item ids. Each row must hold n distinct items of its target's domain, the target not among them; with
+    `n_negatives`, n must be that number, so that the file's protocol is the one its results are reported under.
+    A violation is a DataFormatError (a ValueError) naming the file, the row (for text: the line) and what was
+    expected: a repeated negative weighs that item several times and a short row makes the ranking easy, so either
+    would be a wrong number, not a warning."""
     path = Path(path)
-    cands = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, dtype=np.int64, ndmin=2)
-    cands = np.asarray(cands, dtype=np.int64)
-    if cands.ndim != 2 or len(cands) != len(targets):
-        raise ValueError(f"{path}: candidates of shape {cands.shape}, expected ({len(targets)}, n_negatives)")
-    same_domain = space.domain_of(cands) == space.domain_of(targets)[:, None]
-    if cands.min() < 0 or cands.max() >= space.n_items or not same_domain.all():
-        row = int(np.flatnonzero(~same_domain.all(axis=1))[0]) if not same_domain.all() else 0
-        raise ValueError(f"{path}: row {row} has candidates outside the target's domain or the item range")
+    cands = _candidate_ids(path)
+    n = cands.shape[1]
+    if len(cands) != len(targets):
+        raise DataFormatError(path, f"candidates of shape {cands.shape}",
+                              expected=f"({len(targets)}, n_negatives): one row per test case")
+    if n_negatives is not None and n != n_negatives:
+        raise DataFormatError(path, f"{n} negatives per case",
+                              expected=f"{n_negatives} as the evaluation setting says (1 target + {n_negatives}); "
+                                       f"set n_negatives={n} to evaluate under the file's own protocol")
+    same_domain = space.domain_of(np.clip(cands, 0, space.n_items - 1)) == space.domain_of(targets)[:, None]
+    ok = (cands >= 0) & (cands < space.n_items) & same_domain
+    if not ok.all():
+        row = int(np.flatnonzero(~ok.all(axis=1))[0])
+        raise DataFormatError(path, f"row {row} has candidates outside the target's domain or the item range "
+                              f"(item {int(cands[row][~ok[row]][0])})", line=_line(path, row),
+                              expected=f"items of the target's domain, range "
+                                       f"{space.domain_range(int(space.domain_of(targets[row])))}")
     if (cands == targets[:, None]).any():
         row = int(np.flatnonzero((cands == targets[:, None]).any(axis=1))[0])
-        raise ValueError(f"{path}: row {row} lists its own target among the negatives")
+        raise DataFormatError(path, f"row {row} lists its own target among the negatives", line=_line(path, row),
+                              expected="negatives other than the target")
+    ordered = np.sort(cands, axis=1)
+    repeated = ordered[:, 1:] == ordered[:, :-1]
+    if repeated.any():
+        row = int(np.flatnonzero(repeated.any(axis=1))[0])
+        item = int(ordered[row, 1:][repeated[row]][0])
+        raise DataFormatError(path, f"row {row} lists item {item} {int((cands[row] == item).sum())} times",
+                              line=_line(path, row), expected=f"{n} distinct negatives per case")
     return cands
+
+
+def _line(path: Path, row: int) -> int | None:
+    """The line of a text candidates file that holds `row` (a .npy file has rows, not lines)."""
+    return None if path.suffix == ".npy" else row + 1
+
+
+def _candidate_ids(path: Path) -> np.ndarray:
+    """[cases, n] int64 ids of a candidates file; a value that is not a whole number is an error naming its row."""
+    if not path.is_file():
+        raise DataFormatError(path, "file not found", expected="a candidates file (.npy or text)")
+    if path.suffix == ".npy":
+        try:
+            values = np.load(path, allow_pickle=False)
+        except ValueError as e:
+            raise DataFormatError(path, f"cannot be read as a NumPy array ({e})",
+                                  expected="a .npy file of integer item ids") from None
+        if values.ndim != 2 or values.shape[1] == 0:
+            raise DataFormatError(path, f"an array of shape {values.shape}", expected="(cases, n_negatives)")
+        values = values.astype(np.float64) if values.dtype.kind == "f" else values
+        if values.dtype.kind not in "iuf":
+            raise DataFormatError(path, f"holds {values.dtype} values", expected="integer item ids")
+    else:
+        rows = [(n, line.split()) for n, line in text_lines(path, final_newline=False, what="a candidates file")
+                if line.strip()]
+        if not rows:
+            raise DataFormatError(path, "holds no rows", expected="one line of item ids per test case")
+        width = len(rows[0][1])
+        for n, row in rows:
+            if len(row) != width:
+                raise DataFormatError(path, f"found {len(row)} ids", line=n,
+                                      expected=f"{width} ids on every line, as on line {rows[0][0]}")
+        try:
+            values = np.array([row for _n, row in rows], dtype=np.float64)
+        except ValueError:
+            n, token = next((n, t) for n, row in rows for t in row if not _is_number(t))
+            raise DataFormatError(path, f"{token!r} is not an item id", line=n,
+                                  expected="whitespace-separated integer item ids") from None
+    if values.dtype.kind == "f":
+        whole = np.isfinite(values) & (values == np.round(values))
+        if not whole.all():
+            row, col = (int(i) for i in np.argwhere(~whole)[0])
+            raise DataFormatError(path, f"row {row}, column {col} holds {values[row, col]!r}", line=_line(path, row),
+                                  expected="integer item ids (a fractional id is not cut to an integer)")
+    return values.astype(np.int64)
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+        return True
+    except ValueError:
+        return False
 
 
 def expected_rank_metrics(greater: np.ndarray, ties: np.ndarray) -> dict[str, np.ndarray]:
