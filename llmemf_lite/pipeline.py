@@ -3,14 +3,16 @@
     python -m llmemf_lite.pipeline --out runs/default -p domain_pair food_kitchen -p source synthetic
 
 Each notebook receives the `-p` parameters that its `parameters` cell declares (others are not injected), so one
-`-p domain_pair ...` reaches every stage; a parameter that no notebook declares stops the run before it starts.
+`-p domain_pair ...` reaches every stage; a parameter that no notebook declares, or a value that does not fit the
+type of the declared default (`-p epochs abc`), stops the run before it starts. A value is read as that type:
+`-p fetch_images False` is the bool False (papermill's own `-p` reads it so too), `-p release 2014` the string
+"2014" where the default is a string.
 A progress line is printed per notebook; a failure names the notebook and the cell, and stops the run.
 `--in-place` executes the committed notebooks themselves (to refresh their outputs).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -32,17 +34,62 @@ def failure_message(notebook: str, target, error) -> str:
             f"the executed notebook with the traceback is at {target}")
 
 
-def _parse_value(text: str):
+def parse_text(text: str):
+    """A `-p` value as papermill's own `-p` reads it (True, False, None, an int, a float, else the string), and what
+    its `-y` YAML adds: true / false / null and [lists] or {mappings}. "1e-3" is 0.001 here, where YAML 1.1 would
+    keep a string."""
+    import yaml
+
+    if text in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[text]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
         return text
+    if text.strip().lower() in ("true", "false", "null", "~") or isinstance(value, (list, dict)):
+        return value
+    return text  # yes/on/dates and the like stay strings: only the spellings above change type
+
+
+def notebook_value(name: str, value, default: str, notebook: str, *, from_text: bool):
+    """`value` for parameter `name` of `notebook`, checked against the type of its declared default (the literal in
+    the parameters cell, as papermill reports it): a text from the command line is read as that type (the default
+    False makes `-p fetch_images False` the bool False, not the true string "False"; a str default keeps the text
+    as it is); a value of another type stops the run with a message that names the parameter. A default of None
+    says nothing of the type: the value is read as `parse_text` reads it."""
+    import ast
+
+    try:
+        declared = ast.literal_eval(default)
+    except (ValueError, SyntaxError):
+        declared = None  # an expression as default: no type to check against
+    kind = type(declared)
+    if from_text and kind is str:
+        return value
+    if from_text:
+        value = parse_text(value)
+    if declared is None or (isinstance(value, kind) and not (kind is int and isinstance(value, bool))):
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    expected = {bool: "True or False", int: "an integer", float: "a number", str: "a string",
+                list: "a [list]", dict: "a {mapping}"}.get(kind, kind.__name__)
+    raise SystemExit(f"parameter {name} of {notebook}: {value!r} is not {expected} (its default is {default}); "
+                     f"e.g. -p {name} {default}")
 
 
 def run_pipeline(output_dir: str | Path | None, parameters: dict | None = None, stages: list[str] | None = None,
-                 in_place: bool = False, notebooks_dir: str | Path | None = None) -> list[Path]:
+                 in_place: bool = False, notebooks_dir: str | Path | None = None, *,
+                 from_text: bool = False) -> list[Path]:
     """Execute the numbered notebooks of `notebooks_dir` (default notebooks/) in order; returns the executed paths.
-    Raises SystemExit naming the notebook and cell where one fails (the later ones are not run)."""
+    Every parameter is checked against the type of each declared default before anything runs (from_text: the
+    values are command-line texts, read as those types; see `notebook_value`). Raises SystemExit naming the
+    parameter that does not fit, or the notebook and cell where one fails (the later ones are not run)."""
     import papermill as pm
 
     parameters = parameters or {}
@@ -59,12 +106,14 @@ def run_pipeline(output_dir: str | Path | None, parameters: dict | None = None, 
     if unknown:
         raise SystemExit(f"no notebook of {[nb.name for nb in notebooks]} declares the parameter(s) {unknown}; "
                          f"the declared ones are {sorted(known)}")
+    values = {nb: {k: notebook_value(k, v, declared[nb][k]["default"], nb.name, from_text=from_text)
+                   for k, v in parameters.items() if k in declared[nb]} for nb in notebooks}
     out_dir = None if in_place else resolve(output_dir or "runs/default")
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for i, nb in enumerate(notebooks, 1):
-        params = {k: v for k, v in parameters.items() if k in declared[nb]}
+        params = values[nb]
         target = nb if in_place else out_dir / nb.name
         shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "defaults"
         print(f"[{i}/{len(notebooks)}] {nb.name} ({shown}) ...", flush=True)
@@ -85,13 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/default", help="folder for the executed notebooks")
     ap.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                    help="a notebook parameter; VALUE is read as JSON when it parses, else as a string")
+                    help="a notebook parameter; VALUE is read as the type of the parameter's default (False, "
+                         "3, 1e-3, a string), and as papermill reads -p where the default is None (null, [lists])")
     ap.add_argument("--stages", default="", help="comma-separated notebook numbers, e.g. 01,04 (default: all)")
     ap.add_argument("--in-place", action="store_true", help="execute the committed notebooks themselves")
     args = ap.parse_args(argv)
-    params = {k: _parse_value(v) for k, v in args.parameter}
     stages = [s.strip() for s in args.stages.split(",") if s.strip()] or None
-    run_pipeline(args.out, params, stages, in_place=args.in_place)
+    run_pipeline(args.out, dict(args.parameter), stages, in_place=args.in_place, from_text=True)
     return 0
 
 
