@@ -1,4 +1,5 @@
 """The resumable downloader against a real HTTP server on 127.0.0.1 (started by the test, loopback only)."""
+import gzip
 import hashlib
 import os
 
@@ -8,7 +9,7 @@ from llmemf_lite.data.download import (DownloadConfig, DownloadError, amazon_url
                                        sha256_of)
 from loopback_server import LoopbackServer
 
-PAYLOAD = os.urandom(3 * 100_003)  # several chunks of the 64 KiB test chunk size
+PAYLOAD = gzip.compress(os.urandom(3 * 100_003))  # a .json.gz must be gzip; several chunks of the 64 KiB test chunk
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 FAST = DownloadConfig(timeout_s=5, attempts=1, retry_wait_s=0, chunk_bytes=65536)
 
@@ -60,9 +61,13 @@ def test_server_without_range_support_restarts_cleanly(server, tmp_path):
 
 
 def test_already_complete_part_file_is_finished_via_416(server, tmp_path):
-    (tmp_path / "r.gz.part").write_bytes(PAYLOAD)
-    dest = download(server.base + "/data/reviews.json.gz", tmp_path / "r.gz", sha256=SHA, config=FAST, progress=False)
-    assert dest.read_bytes() == PAYLOAD
+    server.truncate_once.add("/data/reviews.json.gz")
+    url, dest = server.base + "/data/reviews.json.gz", tmp_path / "r.gz"
+    with pytest.raises(DownloadError, match="run again to resume"):
+        download(url, dest, config=FAST, progress=False)
+    (tmp_path / "r.gz.part").write_bytes(PAYLOAD)   # as if the rest had arrived before the rename
+    dest = download(url, dest, sha256=SHA, config=FAST, progress=False)
+    assert dest.read_bytes() == PAYLOAD and server.requests[-1][1] == f"bytes={len(PAYLOAD)}-"
 
 
 def test_404_checksum_and_size_mismatch_are_clear_errors(server, tmp_path):
@@ -80,8 +85,8 @@ def test_404_checksum_and_size_mismatch_are_clear_errors(server, tmp_path):
 def test_amazon_urls_and_download_from_a_mirror(server, tmp_path):
     assert amazon_urls("Books", "2014")[0].endswith("/categoryFiles/reviews_Books_5.json.gz")
     assert amazon_urls("Books", "2018")[1].endswith("/metaFiles2/meta_Books.json.gz")
-    server.files["/mirror/reviews_Books_5.json.gz"] = b"r" * 10
-    server.files["/mirror/meta_Books.json.gz"] = b"m" * 10
+    server.files["/mirror/reviews_Books_5.json.gz"] = gzip.compress(b"r" * 10)
+    server.files["/mirror/meta_Books.json.gz"] = gzip.compress(b"m" * 10)
     paths = download_amazon(["Books"], "2014", tmp_path, base_url=server.base + "/mirror/", progress=False)
     assert [p.name for p in paths] == ["reviews_Books_5.json.gz", "meta_Books.json.gz"]
     from llmemf_lite.data.errors import DataFormatError
@@ -94,7 +99,7 @@ def test_command_line_downloads_a_pair(server, tmp_path, capsys):
 
     for name in ("reviews_Movies_and_TV_5.json.gz", "meta_Movies_and_TV.json.gz", "reviews_Books_5.json.gz",
                  "meta_Books.json.gz"):
-        server.files[f"/m/{name}"] = name.encode()
+        server.files[f"/m/{name}"] = gzip.compress(name.encode())
     assert main(["--pair", "movie_book", "--dir", str(tmp_path), "--base-url", server.base + "/m/"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["meta_Books.json.gz", "meta_Movies_and_TV.json.gz",
                                                           "reviews_Books_5.json.gz", "reviews_Movies_and_TV_5.json.gz"]

@@ -124,7 +124,7 @@ def dataset_folder(domain_pair: str, source: str, data_dir: str | Path | None = 
             fingerprint = _content_fingerprint(present, [p.name for p in present])
             if folder.is_dir() and not explicit:
                 fingerprint = _tree_fingerprint(folder, lambda n: any(c in n for c in categories)
-                                                and not n.endswith(".part"))
+                                                and not n.endswith((".part", ".part.validators")))
         elif folder.is_dir():
             fingerprint = _tree_fingerprint(folder)
         settings = {k: (dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v) for k, v in options.items()}

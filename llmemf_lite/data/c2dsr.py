@@ -10,8 +10,8 @@ Files of a release folder (domain A = X, domain B = Y of the pair):
                             after sorting is the target: held-out users, as in the LLMCDSR release.
 
 What this file is: `import_c2dsr` (validated as it reads: a bad line, a user or an ASIN listed twice, or a file cut
-mid-line is a DataFormatError naming file and line; sequences too short to use are skipped and counted) and `export_c2dsr` (any canonical dataset -> these files, so C2DSR's
-own code can train on it). What it is not: a split builder (the release carries its split).
+mid-line is a DataFormatError naming file and line; sequences too short to use are skipped and counted) and
+`export_c2dsr` (any canonical dataset -> these files, so C2DSR's own code can train on it). What it is not: a split builder (the release carries its split).
 """
 from __future__ import annotations
 

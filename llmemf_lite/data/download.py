@@ -9,18 +9,25 @@ public Amazon review files of the 2014 and 2018 releases. What it is not: a pars
     python -m llmemf_lite.data.download --pair movie_book --release 2014   # -> artifacts/raw/amazon
 
 Failures are errors that say what happened and what to do: a 404 names the URL; a transfer that ends early keeps
-its `.part` file (run again to resume); a size or checksum mismatch deletes the bad file.
+its `.part` file (run again to resume, with If-Range, so that a file changed on the server starts over instead of
+being stitched from two versions); a size or checksum mismatch, a .gz file that is not a complete gzip stream, and
+an HTML page where the file was expected are errors, and the bad file is deleted.
+
+This module also holds the Amazon release catalogue (categories, file names, URLs, the default folder), and imports
+nothing of the package above `paths` and `errors`: the importers and `build` use it, never the other way round.
 """
 from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import re
 import sys
 import time
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,11 +81,47 @@ def _total_from_headers(response, offset: int) -> int | None:
     return None
 
 
+def _validators(headers) -> dict:
+    """What identifies the version of a file a server sends: its ETag and Last-Modified headers."""
+    return {k: headers.get(h) for k, h in (("etag", "ETag"), ("last_modified", "Last-Modified")) if headers.get(h)}
+
+
+def _if_range(known: dict) -> str | None:
+    """The If-Range value for a resume: a strong ETag, else the Last-Modified date (a weak ETag is not allowed)."""
+    etag = known.get("etag")
+    return etag if etag and not etag.startswith("W/") else known.get("last_modified")
+
+
+def _record_of(part: Path) -> Path:
+    return part.with_name(part.name + ".validators")
+
+
+def _restart(part: Path) -> None:
+    part.unlink(missing_ok=True)
+    _record_of(part).unlink(missing_ok=True)
+
+
 def _attempt(url: str, part: Path, config: DownloadConfig, progress: bool) -> int | None:
     """One request: resume from the .part file's size; return the announced total size (None if unknown).
-    Raises DownloadError on HTTP errors, and on a transfer that ends before the announced size."""
+    Raises DownloadError on HTTP errors, and on a transfer that ends before the announced size.
+
+    A resume asks with If-Range for the version the .part file holds (its ETag or Last-Modified, recorded beside it
+    in `<part>.validators` by the first response); a server whose file has changed answers with all of the new one
+    (200), and the transfer starts over. A .part file without a record, or a 206 for another version (a server
+    that ignores If-Range), is never continued: it starts over too, so a file is never stitched from two versions."""
+    record = _record_of(part)
     offset = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+    known = {}
+    if offset:
+        try:
+            known = json.loads(record.read_text())
+        except (OSError, ValueError):
+            known = {}
+        if known.get("url") != url or not _if_range(known):  # nothing proves the .part is of this file
+            _restart(part)
+            offset, known = 0, {}
+    headers = {"Range": f"bytes={offset}-", "If-Range": _if_range(known)} if offset else {}
+    request = urllib.request.Request(url, headers=headers)
     try:
         response = urllib.request.urlopen(request, timeout=config.timeout_s)
     except urllib.error.HTTPError as e:
@@ -93,9 +136,24 @@ def _attempt(url: str, part: Path, config: DownloadConfig, progress: bool) -> in
     except (urllib.error.URLError, TimeoutError, OSError) as e:
         raise DownloadError(f"{url}: cannot connect ({e}); run again to resume {part}", retryable=True) from None
     with response:
-        if offset and response.status == 200:  # the server ignored Range: start over rather than corrupt the file
+        content_type = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type == "text/html" and not part.name.removesuffix(".part").endswith((".html", ".htm")):
+            raise DownloadError(f"{url}: the server sent an HTML page (Content-Type {content_type}), not the file; "
+                                f"where a site asks for a form first, download the file in a browser into "
+                                f"{part.parent}")
+        current = _validators(response.headers)
+        if offset and response.status == 206:
+            m = re.match(r"bytes\s+(\d+)-", response.headers.get("Content-Range") or "")
+            same = all(current.get(k) == v for k, v in known.items() if k in current and k != "url")
+            if not m or int(m.group(1)) != offset or not same:
+                _restart(part)
+                raise DownloadError(f"{url}: the server sent part of another version of the file than the one "
+                                    f"{part} was begun with; it was deleted: run again to start over", retryable=True)
+        if offset and response.status == 200:  # the file changed (If-Range) or Range is not supported: start over
             offset = 0
             part.unlink(missing_ok=True)
+        if not offset:
+            record.write_text(json.dumps({"url": url, **current}))
         total = _total_from_headers(response, offset)
         from tqdm.auto import tqdm
 
@@ -123,21 +181,55 @@ def _attempt(url: str, part: Path, config: DownloadConfig, progress: bool) -> in
     return total
 
 
+def gzip_problem(path: str | Path) -> str | None:
+    """What is wrong with a .gz file (None: a complete gzip stream, members one after another), read in chunks
+    and decompressed without keeping the output: a file cut short has no end-of-stream marker, an HTML page saved
+    under the name does not start as gzip does."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+        if not head.startswith(b"\x1f\x8b"):
+            return f"it is not gzip (it starts with {head!r})"
+        f.seek(0)
+        inflate, ended = zlib.decompressobj(wbits=31), False
+        while block := f.read(CHUNK):
+            while block:
+                if ended:  # another member follows the one that ended
+                    inflate, ended = zlib.decompressobj(wbits=31), False
+                try:
+                    inflate.decompress(block, CHUNK)
+                except zlib.error as e:
+                    return f"the gzip data is damaged ({e})"
+                block = inflate.unconsumed_tail
+                if inflate.eof:
+                    block, ended = inflate.unused_data, True
+        return None if ended else "the gzip stream ends early (the file is truncated)"
+
+
 def download(url: str, dest: str | Path, *, size: int | None = None, sha256: str | None = None,
              config: DownloadConfig = DownloadConfig(), progress: bool = True) -> Path:
     """Download `url` to `dest` (resuming `dest.part`), verify, rename atomically; return `dest`.
 
-    An existing `dest` is trusted when it matches `size` / `sha256` (or when none is given) and not fetched again.
+    An existing `dest` is trusted when it matches `size` / `sha256` (or when none is given) and, for a .gz name,
+    starts as gzip does (an HTML page saved under the name is fetched again). A .gz file must be a complete gzip
+    stream before it gets its name: a transfer cut short without a Content-Length is caught there.
     Bounded: at most `config.attempts` requests per call."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists() and (size is None or dest.stat().st_size == size) and (sha256 is None or sha256_of(dest) == sha256):
-        return dest
+        with open(dest, "rb") as f:
+            if dest.suffix != ".gz" or f.read(2) == b"\x1f\x8b":
+                return dest
     part = dest.with_name(dest.name + ".part")
     wait, last_error, total = config.retry_wait_s, None, None
     for attempt in range(1, config.attempts + 1):
         try:
             total = _attempt(url, part, config, progress)
+            problem = gzip_problem(part) if dest.suffix == ".gz" and part.exists() else None
+            if problem:
+                got = part.stat().st_size
+                _restart(part)
+                raise DownloadError(f"{url}: got {got} bytes, but {problem}; the bad file was deleted",
+                                    retryable=total is None)  # no size announced: the transfer may have been cut
             last_error = None
             break
         except DownloadError as e:
@@ -151,15 +243,16 @@ def download(url: str, dest: str | Path, *, size: int | None = None, sha256: str
     got = part.stat().st_size if part.exists() else 0
     for expected, what in ((total, "size announced by the server"), (size, "expected size")):
         if expected is not None and got != expected:
-            part.unlink(missing_ok=True)
+            _restart(part)
             raise DownloadError(f"{url}: got {got} bytes, the {what} is {expected}; the bad file was deleted")
     if sha256 is not None:
         actual = sha256_of(part)
         if actual != sha256.lower():
-            part.unlink(missing_ok=True)
+            _restart(part)
             raise DownloadError(f"{url}: checksum mismatch, SHA-256 {actual} but expected {sha256}; "
                                 f"the bad file was deleted")
     os.replace(part, dest)  # atomic on one file system: `dest` is either absent or complete
+    _record_of(part).unlink(missing_ok=True)
     return dest
 
 

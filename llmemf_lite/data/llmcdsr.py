@@ -66,7 +66,8 @@ def read_instance_counts(path: Path) -> dict[str, int] | None:
     values = path.read_text(encoding="utf-8", errors="replace").split()
     if len(values) != len(INSTANCE_FILES) or not all(v.isdigit() for v in values):
         raise DataFormatError(path, f"holds {values[:5]!r}",
-                              expected=f"{len(INSTANCE_FILES)} integers: the line counts of {', '.join(INSTANCE_FILES)}")
+                              expected=f"{len(INSTANCE_FILES)} integers: the line counts of "
+                                       f"{', '.join(INSTANCE_FILES)}")
     return dict(zip(INSTANCE_FILES, map(int, values)))
 
 

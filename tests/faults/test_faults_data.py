@@ -136,7 +136,8 @@ def write_recbole(folder, bad_time: str | None = None):
 def test_a_recbole_dataset_with_whole_second_times_is_read(tmp_path):
     ds = import_recbole(write_recbole(tmp_path / "rb", bad_time="1600000000.0"), "food_kitchen")  # 1.6e9 as a float
     test = ds.split("test")
-    assert len(test) == 3 and [t.tolist() for t in test["timestamps"]] == [[1_600_000_000 + 86400 * t for t in range(4)]] * 3
+    times = [1_600_000_000 + 86400 * t for t in range(4)]
+    assert len(test) == 3 and [t.tolist() for t in test["timestamps"]] == [times] * 3
 
 
 @pytest.mark.parametrize("value", ["1e30", "inf", "-inf", "nan", "12.5", "9.3e18"])
