@@ -16,12 +16,15 @@ Fallbacks are cached too (with their reason): a re-run does not retry a generati
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..data.errors import DataFormatError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS enrichment (
@@ -79,11 +82,22 @@ class EnrichmentCache:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we open transactions ourselves, so a batch is exactly one BEGIN ... COMMIT
-        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses nothing committed
-        self._db.executescript(SCHEMA)
+        with self._named():
+            # isolation_level=None: we open transactions ourselves, so a batch is exactly one BEGIN ... COMMIT
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses nothing committed
+            self._db.executescript(SCHEMA)
+
+    @contextlib.contextmanager
+    def _named(self):
+        """A damaged cache file is an error that names it and says what to do, not a bare sqlite3 message."""
+        try:
+            yield
+        except sqlite3.DatabaseError as e:
+            raise DataFormatError(self.path, f"is not a readable enrichment cache (sqlite3: {e})",
+                                  expected="the SQLite file enrichment writes; delete it to enrich again "
+                                           "(what it held is generated anew)") from None
 
     def close(self) -> None:
         self._db.close()
@@ -98,14 +112,15 @@ class EnrichmentCache:
         """The cached rows among `keys` (all of one generator and prompt hash: one indexed scan, not one query per
         key, so a fully cached 36k-item dataset is read in well under a second)."""
         wanted = set(keys)
-        rows = self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM enrichment WHERE generator=? AND prompt_hash=?",
-                                (generator, prompt_hash))
         found = {}
-        for row in rows:
-            if row[0] in wanted:
-                entry = CachedEnrichment(*row)
-                entry.trimmed = bool(entry.trimmed)
-                found[entry.key] = entry
+        with self._named():
+            rows = self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM enrichment WHERE generator=? AND "
+                                    "prompt_hash=?", (generator, prompt_hash))
+            for row in rows:
+                if row[0] in wanted:
+                    entry = CachedEnrichment(*row)
+                    entry.trimmed = bool(entry.trimmed)
+                    found[entry.key] = entry
         return found
 
     def put_many(self, entries: list[CachedEnrichment]) -> None:

@@ -196,3 +196,21 @@ def test_the_timeout_bounds_the_whole_request_not_each_read(headers_too):
         took = time.perf_counter() - start
     # the answer takes len(GOOD) * 0.05 s > 5 s to trickle in, each byte well inside the timeout
     assert len(GOOD) * 0.05 > 5 and took < 1.5
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_enrichment_cache_is_named_with_what_to_do(artifacts, tmp_path, damage):
+    from llmemf_lite.data.errors import DataFormatError
+
+    ds = tiny_dataset(tmp_path / "ds")
+    with Server() as server:
+        run = enrich_dataset(ds, enrich_config(server.url), progress=False)
+    path = run.cache_path
+    for extra in path.parent.glob("cache.sqlite-*"):
+        extra.unlink()
+    data = path.read_bytes()
+    path.write_bytes(b"this is not a database" * 100 if damage == "garbage" else data[:len(data) // 3])
+    with pytest.raises(DataFormatError) as info:
+        enrich_dataset(ds, enrich_config(server.url), progress=False, build_if_missing=False)
+    assert info.value.path == str(path) and "is not a readable enrichment cache" in str(info.value)
+    assert "delete it to enrich again" in str(info.value)
