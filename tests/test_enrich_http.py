@@ -19,7 +19,9 @@ SECRET = "sk-test-not-a-real-key-123"
 
 class ScriptedServer:
     """A chat-completions server whose answers follow a script: each entry is (status, body dict or None, delay s,
-    headers). When the script runs out, it answers 200 with a sentence about the prompt."""
+    headers), or a function (request handler, request headers as text) that writes the whole answer itself. When the
+    script runs out, it answers 200 with a sentence about the prompt. Every request is logged, a GET (what a client
+    following a 302 sends) included."""
 
     def __init__(self, script=()):
         self.script, self.requests, self.lock = list(script), [], threading.Lock()
@@ -34,6 +36,12 @@ class ScriptedServer:
                 with server.lock:
                     server.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
                     step = server.script.pop(0) if server.script else None
+                if callable(step):
+                    try:
+                        step(self, str(self.headers))
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    return
                 if step is None:
                     title = body["messages"][-1]["content"].split(": ", 1)[-1]
                     step = (200, {"choices": [{"message": {"role": "assistant",
@@ -54,7 +62,13 @@ class ScriptedServer:
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
                     pass
 
+            def do_GET(self):
+                with server.lock:
+                    server.requests.append({"path": self.path, "body": None, "headers": dict(self.headers)})
+                self.send_error(405)
+
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

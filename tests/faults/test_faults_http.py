@@ -4,15 +4,14 @@ that is not a JSON completion is retried and never cached; `timeout_s` bounds th
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from llmemf_lite.enrich import BackendError, EnrichConfig, OpenAICompatibleBackend, enrich_dataset
 
 from test_enrich import tiny_dataset
+from test_enrich_http import ScriptedServer
 
 SECRET = "sk-fault-test-key-0123456789"
 MESSAGES = [[{"role": "user", "content": "Describe this food product in one short sentence: Jasmine Rice"}]]
@@ -24,47 +23,6 @@ def completion(text: str) -> bytes:
 
 
 GOOD = completion("A fragrant long-grain rice for everyday cooking.")
-
-
-class Server:
-    """Answers POSTs from a script: each entry is a function (handler, request headers as text) -> None that writes
-    the whole answer; when the script is done, a good completion. Requests are logged."""
-
-    def __init__(self, *script):
-        self.script, self.requests, self.lock = list(script), [], threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with server.lock:
-                    server.requests.append(dict(self.headers))
-                    step = server.script.pop(0) if server.script else None
-                try:
-                    (step or answer(200, GOOD))(self, str(self.headers))
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            def do_GET(self):  # what a client following a 302 sends: logged, so that the test sees it
-                with server.lock:
-                    server.requests.append(dict(self.headers))
-                self.send_error(405)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def answer(status: int, body: bytes, content_type: str = "application/json", **headers):
@@ -124,16 +82,16 @@ def enrich_config(url, **kwargs) -> EnrichConfig:
 
 @pytest.mark.parametrize("status", [400, 401])
 def test_an_error_echoing_the_headers_never_shows_the_key(status):
-    with Server(echo(status)) as server:
+    with ScriptedServer([echo(status)]) as server:
         with pytest.raises(BackendError) as info:
             backend(server.url).generate(MESSAGES)
-    assert server.requests[0]["Authorization"] == f"Bearer {SECRET}"   # it was sent, and echoed
+    assert server.requests[0]["headers"]["Authorization"] == f"Bearer {SECRET}"   # it was sent, and echoed
     message = str(info.value)
     assert f"HTTP {status}" in message and "Bearer <redacted>" in message and SECRET not in message
 
 
 def test_retries_that_run_out_on_echoing_5xx_never_show_the_key():
-    with Server(echo(503), echo(503), echo(503)) as server:
+    with ScriptedServer([echo(503)] * 3) as server:
         with pytest.raises(BackendError) as info:
             backend(server.url).generate(MESSAGES)
     assert "gave up after 3 attempts" in str(info.value) and SECRET not in str(info.value)
@@ -141,7 +99,7 @@ def test_retries_that_run_out_on_echoing_5xx_never_show_the_key():
 
 def test_a_completion_echoing_the_headers_keeps_no_key_in_the_cache(artifacts, tmp_path):
     ds = tiny_dataset(tmp_path / "ds")
-    with Server(*[echo(200, as_completion=True)] * 50) as server:
+    with ScriptedServer([echo(200, as_completion=True)] * 50) as server:
         run = enrich_dataset(ds, enrich_config(server.url), progress=False)
     assert any("<redacted>" in (t or "") for t in run.texts)
     assert not any(SECRET in (t or "") for t in run.texts + run.generated_text)
@@ -150,9 +108,9 @@ def test_a_completion_echoing_the_headers_keeps_no_key_in_the_cache(artifacts, t
 
 @pytest.mark.parametrize("status", [302, 307])
 def test_a_redirect_to_another_host_is_an_error_and_the_key_does_not_follow(artifacts, tmp_path, status):
-    with Server() as other:
+    with ScriptedServer() as other:
         elsewhere = other.url.replace("127.0.0.1", "localhost") + "/chat/completions"
-        with Server(*[answer(status, b"", Location=elsewhere)] * 3) as server:
+        with ScriptedServer([answer(status, b"", Location=elsewhere)] * 3) as server:
             with pytest.raises(BackendError) as info:
                 backend(server.url).generate(MESSAGES)
             assert f"a redirect to {elsewhere!r}" in str(info.value) and "not followed" in str(info.value)
@@ -167,21 +125,21 @@ def test_a_redirect_to_another_host_is_an_error_and_the_key_does_not_follow(arti
 
 def test_an_html_page_with_status_200_is_retried_and_never_cached(artifacts, tmp_path):
     html = answer(200, b"<html><body>502 Bad Gateway (proxy)</body></html>", "text/html")
-    with Server(html) as server:
+    with ScriptedServer([html]) as server:
         b = backend(server.url)
         [gen] = b.generate(MESSAGES)
-    assert gen.text == "A fragrant long-grain rice for everyday cooking." and gen.error is None and b.retries == 1
+    assert gen.text.startswith("A dependable pick for anyone who buys") and gen.error is None and b.retries == 1
     ds = tiny_dataset(tmp_path / "ds")
-    with Server(*[html] * 20) as server:
+    with ScriptedServer([html] * 20) as server:
         with pytest.raises(BackendError, match="answer is not JSON"):
             enrich_dataset(ds, enrich_config(server.url), progress=False)
-    with Server() as server:   # the glitch is over: everything is generated, nothing was cached as a fallback
+    with ScriptedServer() as server:   # the glitch is over: everything is generated, nothing was cached as a fallback
         run = enrich_dataset(ds, enrich_config(server.url), progress=False)
     assert run.origin.count("generated") == 10 and run.fallback_reasons().empty
 
 
 def test_a_json_error_object_with_status_200_is_retried():
-    with Server(answer(200, b'{"error": {"message": "model is loading"}}')) as server:
+    with ScriptedServer([answer(200, b'{"error": {"message": "model is loading"}}')]) as server:
         b = backend(server.url)
         [gen] = b.generate(MESSAGES)
     assert gen.error is None and b.retries == 1
@@ -189,7 +147,7 @@ def test_a_json_error_object_with_status_200_is_retried():
 
 @pytest.mark.parametrize("headers_too", [False, True])
 def test_the_timeout_bounds_the_whole_request_not_each_read(headers_too):
-    with Server(trickle(0.05, headers_too=headers_too)) as server:
+    with ScriptedServer([trickle(0.05, headers_too=headers_too)]) as server:
         start = time.perf_counter()
         with pytest.raises(BackendError, match=r"timed out after 0.6 s \(the whole request is bounded\)"):
             backend(server.url, timeout_s=0.6, max_retries=0).generate(MESSAGES)
@@ -203,7 +161,7 @@ def test_a_damaged_enrichment_cache_is_named_with_what_to_do(artifacts, tmp_path
     from llmemf_lite.data.errors import DataFormatError
 
     ds = tiny_dataset(tmp_path / "ds")
-    with Server() as server:
+    with ScriptedServer() as server:
         run = enrich_dataset(ds, enrich_config(server.url), progress=False)
     path = run.cache_path
     for extra in path.parent.glob("cache.sqlite-*"):

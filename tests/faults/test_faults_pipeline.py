@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 
-import nbformat
 import pytest
 
 from llmemf_lite.pipeline import main, notebook_value, parse_text, run_pipeline
+
+from test_pipeline import _notebook
 
 
 @pytest.mark.parametrize("text, value", [("False", False), ("True", True), ("None", None), ("null", None),
@@ -49,14 +50,6 @@ def test_python_values_are_checked_too():
     assert notebook_value("epochs", 7, "4", "nb", from_text=False) == 7
     with pytest.raises(SystemExit, match="parameter epochs of nb: '7' is not an integer"):
         notebook_value("epochs", "7", "4", "nb", from_text=False)
-
-
-def _notebook(path, parameters: str, code: str):
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell(code)]
-    nbformat.write(nb, str(path))
 
 
 @pytest.fixture
