@@ -133,4 +133,5 @@ def test_real_food_kitchen_release(real_food_kitchen):
     assert ds.card["sequences"]["train"] == {"mixed": 7501, "single_x": 5472, "single_y": 38191}
     assert ds.card["users"]["valid"] == 960 and ds.card["users"]["test"] == 937
     assert ds.card["eval_targets"]["test"] == {"food": 300, "kitchen": 637}
-    assert ds.card["skipped"] == {}
+    assert ds.card["eval_targets_cold"]["test"] == {"food": 4, "kitchen": 7}  # the complete release: almost all warm
+    assert ds.card["skipped"] == {} and ds.card["absent_files"] == {}

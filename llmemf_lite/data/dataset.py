@@ -148,8 +148,9 @@ def _describe_lengths(lengths: np.ndarray) -> dict:
 
 
 def dataset_card(ds: CrossDomainDataset, *, source: str, synthetic: bool, provenance: dict,
-                 skipped: dict | None = None) -> dict:
-    """Statistics and provenance of a dataset, as stored in card.json and shown by notebook 01."""
+                 skipped: dict | None = None, absent: dict | None = None) -> dict:
+    """Statistics and provenance of a dataset, as stored in card.json and shown by notebook 01. `absent`: input
+    files of a partial release that are not there, each with what follows from it (`absent_files`)."""
     space, seqs, items = ds.space, ds.sequences, ds.items
     card: dict = {"domain_pair": ds.pair.name, "domains": list(ds.pair.domains), "source": source,
                   "synthetic": synthetic, "provenance": provenance,
@@ -171,18 +172,26 @@ def dataset_card(ds: CrossDomainDataset, *, source: str, synthetic: bool, proven
                                for s in SPLITS}
     card["cross_domain_transition_share"] = round(cross_domain_transition_share(
         seqs.loc[seqs["kind"] == "mixed", "items"], space), 4)
-    targets = {}
+    # cold: an evaluation target that no training sequence holds (only its content channels know it)
+    in_train = np.zeros(space.n_items, bool)
+    if len(train):
+        in_train[np.concatenate(train["items"].to_list())] = True
+    card["items_in_train"] = {ds.pair.x: int(in_train[:space.n_x].sum()), ds.pair.y: int(in_train[space.n_x:].sum())}
+    targets, cold = {}, {}
     for s in ("valid", "test"):
         last = np.array([int(a[-1]) for a in seqs.loc[seqs["split"] == s, "items"]], dtype=np.int64)
         dom = space.domain_of(last)
         targets[s] = {ds.pair.x: int((dom == 0).sum()), ds.pair.y: int((dom == 1).sum())}
+        cold[s] = {name: int(((dom == d) & ~in_train[last]).sum()) for d, name in enumerate(ds.pair.domains)}
     card["eval_targets"] = targets
+    card["eval_targets_cold"] = cold
     has_title = items["title"].fillna("").str.strip().str.len() > 0
     has_image = items["image"].notna()
     card["coverage"] = {f"titles_{n}": round(float(has_title[items["domain"] == n].mean()), 4) for n in ds.pair.domains}
     card["coverage"].update({f"images_{n}": round(float(has_image[items["domain"] == n].mean()), 4)
                              for n in ds.pair.domains})
     card["skipped"] = skipped or {}
+    card["absent_files"] = absent or {}
     return card
 
 
@@ -210,9 +219,15 @@ def card_table(card: dict) -> "pd.DataFrame":
                 rows.append((f"sequences {s} {k}", v))
     for s, t in card["eval_targets"].items():
         rows.append((f"{s} targets {x} / {y}", f"{t[x]} / {t[y]}"))
+        if "eval_targets_cold" in card:  # cards written before the warm/cold count lack it
+            c = card["eval_targets_cold"][s]
+            rows.append((f"{s} targets cold (not in training) {x} / {y}", f"{c[x]} / {c[y]}"))
+    if "items_in_train" in card:
+        rows.append((f"items in training {x} / {y}", f"{card['items_in_train'][x]} / {card['items_in_train'][y]}"))
     rows += [("sparsity (train)", f"{card['sparsity_train']:.5f}"),
              ("cross-domain transition share (mixed)", f"{card['cross_domain_transition_share']:.3f}")]
     rows += [(f"coverage {k.replace('_', ' ')}", f"{v:.1%}") for k, v in card["coverage"].items()]
     skipped = sum(v["count"] for v in card["skipped"].values())
     rows.append(("skipped lines", skipped))
+    rows += [(f"absent: {name}", consequence) for name, consequence in card.get("absent_files", {}).items()]
     return pd.DataFrame(rows, columns=["statistic", "value"]).set_index("statistic")

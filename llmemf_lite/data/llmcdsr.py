@@ -15,6 +15,12 @@ A copy cut short is refused, not read as a smaller dataset: every line must end 
 mid-line does not), and the training files must hold as many lines as instance_num.txt says. A user listed twice in
 one file (a duplicated line) is an error too: it would be trained on or evaluated twice.
 Training sequences with a single item carry no next-item pair; they are skipped and counted in the card.
+
+A partial release is read: any of the training files and title files (`OPTIONAL_FILES`) may be absent, as
+`train_B.txt` and `text_B.pkl` are in the offline Movie-Book copy. Each absent file is named in the card
+(`card["absent_files"]`, shown by `card_table`) with what follows from it: its users are not in the training split,
+or its items have no title (their text channel is masked downstream). Absent means not there at all; a file that is
+there is checked in full, instance_num.txt's count included. At least one training file must be present.
 """
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..pairs import get_pair
+from ..pairs import DomainPair, get_pair
 from ..paths import project_root
 from .dataset import CrossDomainDataset, ItemSpace, dataset_card
 from .download import file_provenance
@@ -57,6 +63,7 @@ def read_item_counts(path: Path) -> tuple[int, int]:
 
 
 INSTANCE_FILES = ("train_A.txt", "train_B.txt", "train_overlap.txt")  # in the order of instance_num.txt
+OPTIONAL_FILES = INSTANCE_FILES + ("text_A.pkl", "text_B.pkl")  # a partial release may lack these
 
 
 def read_instance_counts(path: Path) -> dict[str, int] | None:
@@ -120,6 +127,19 @@ def _index_to_asin(item_set: dict, n: int, path: Path) -> list[str]:
     return asins  # type: ignore[return-value]
 
 
+def _absent_consequence(fname: str, pair: DomainPair, item_counts: tuple[int, int], instances: dict[str, int] | None) -> str:
+    """What an absent optional file means for the dataset, in words for the card."""
+    if fname.startswith("text_"):
+        d = "AB".index(fname[5])
+        return (f"the {item_counts[d]:,} {pair.domains[d]} items have no title: their text channel is masked "
+                "(mask False), only their ID channel exists")
+    who = {"train_A.txt": f"{pair.x}-only", "train_B.txt": f"{pair.y}-only", "train_overlap.txt": "overlap"}[fname]
+    if instances is None:
+        return f"the {who} training users are not in the training split"
+    return (f"the {instances[fname]:,} {who} training users listed in instance_num.txt are not in the training "
+            "split")
+
+
 def import_llmcdsr(data_dir: str | Path, domain_pair: str = "food_kitchen") -> CrossDomainDataset:
     """Read an LLMCDSR-format release folder into the canonical dataset (nothing is copied)."""
     data_dir = Path(data_dir)
@@ -129,11 +149,18 @@ def import_llmcdsr(data_dir: str | Path, domain_pair: str = "food_kitchen") -> C
     n_x, n_y = read_item_counts(data_dir / "num.txt")
     space = ItemSpace(n_x, n_y)
 
+    instances = read_instance_counts(data_dir / "instance_num.txt")
+    absent = {f: _absent_consequence(f, pair, (n_x, n_y), instances) for f in OPTIONAL_FILES
+              if not (data_dir / f).exists()}
+    if all(f in absent for f in INSTANCE_FILES):
+        raise DataFormatError(data_dir, "holds none of the training files",
+                              expected=f"at least one of {', '.join(INSTANCE_FILES)}")
+
     item_rows = []
     for letter, domain, n, offset in (("A", pair.x, n_x, 0), ("B", pair.y, n_y, n_x)):
         set_path, text_path = data_dir / f"item_set_{letter}.pkl", data_dir / f"text_{letter}.pkl"
         asins = _index_to_asin(load_plain_pickle(set_path), n, set_path)
-        titles = load_plain_pickle(text_path)
+        titles = {} if text_path.name in absent else load_plain_pickle(text_path)
         if not isinstance(titles, dict):
             raise DataFormatError(text_path, f"holds a {type(titles).__name__}", expected="a dict ASIN -> title")
         known = set(asins)
@@ -149,8 +176,9 @@ def import_llmcdsr(data_dir: str | Path, domain_pair: str = "food_kitchen") -> C
 
     seq_rows, skipped = [], {}
     ranges = {"x": space.domain_range(0), "y": space.domain_range(1), "any": range(0, space.n_items)}
-    instances = read_instance_counts(data_dir / "instance_num.txt")
     for fname, (split, kind, rng) in SEQUENCE_FILES.items():
+        if fname in absent:
+            continue
         rows, short = read_sequences(data_dir / fname, ranges[rng], min_length=2)
         if instances is not None and fname in instances and len(rows) + len(short) != instances[fname]:
             raise DataFormatError(data_dir / fname, f"holds {len(rows) + len(short)} sequences",
@@ -171,5 +199,6 @@ def import_llmcdsr(data_dir: str | Path, domain_pair: str = "food_kitchen") -> C
                   "files": {p.name: file_provenance(p) for p in sorted(data_dir.iterdir()) if p.is_file()},
                   "split_protocol": "held-out users: each valid/test line is a user unseen in training; "
                                     "its last item is the target"}
-    ds.card = dataset_card(ds, source="llmcdsr", synthetic=False, provenance=provenance, skipped=skipped)
+    ds.card = dataset_card(ds, source="llmcdsr", synthetic=False, provenance=provenance, skipped=skipped,
+                           absent=absent)
     return ds
