@@ -33,10 +33,30 @@ class RunSpec:
     overrides: dict = field(default_factory=dict)
     text_encoder: str = "minilm"      # "minilm" | "clip"
     text_source: str = "enriched"     # "enriched" | "title"
+    train: dict = field(default_factory=dict)   # TrainConfig overrides of this variant (e.g. lr from tuning)
 
     @property
     def uses_features(self) -> bool:
-        return self.model == "llmemf" and (self.overrides.get("use_text", True) or self.overrides.get("use_image", True))
+        from .models import LLMEMF_PRESETS
+
+        if self.model not in LLMEMF_PRESETS:
+            return False
+        preset = LLMEMF_PRESETS[self.model]
+        return self.overrides.get("use_text", preset.use_text) or self.overrides.get("use_image", preset.use_image)
+
+    def channel_overrides(self) -> dict:
+        """The variant's LLM-EMF channel switches, the preset's filled in (empty for other models)."""
+        from .models import LLMEMF_PRESETS
+
+        if self.model not in LLMEMF_PRESETS:
+            return {}
+        preset = LLMEMF_PRESETS[self.model]
+        return {f"use_{m}": getattr(preset, f"use_{m}") for m in ("id", "image", "text")} | \
+            {k: v for k, v in self.overrides.items() if k.startswith("use_")}
+
+
+# a preset that reads a fixed text source whatever the experiment's (HAF-VT: raw titles, no LLM enrichment)
+TEXT_SOURCE_OF = {"hafvt": "title"}
 
 
 @dataclass
@@ -62,8 +82,8 @@ def default_specs(models, text_encoder: str = "minilm", text_source: str = "enri
                   llmemf_overrides: dict | None = None) -> list[RunSpec]:
     """One variant per model name, at its defaults; `llmemf_overrides` (e.g. {"fusion": "representation"}) are
     applied to LLM-EMF only."""
-    return [RunSpec(m, m, dict(llmemf_overrides or {}) if m == "llmemf" else {}, text_encoder, text_source)
-            for m in models]
+    return [RunSpec(m, m, dict(llmemf_overrides or {}) if m == "llmemf" else {}, text_encoder,
+                    TEXT_SOURCE_OF.get(m, text_source)) for m in models]
 
 
 ABLATION_SETS = ("standard", "extended")
@@ -114,13 +134,14 @@ def load_item_features(ds, spec: RunSpec, progress: bool = True):
     from .models import ItemFeatures
 
     features, notes = ItemFeatures(), {}
-    if spec.overrides.get("use_image", True):
+    on = spec.channel_overrides()
+    if on.get("use_image", True):
         img = item_embeddings(ds, "image", EmbedConfig(encoder="clip"), progress=progress)
         if img.mask.any():
             features.add("image", img.vectors, img.mask)
         notes["image"] = img.manifest.get("weights_note", img.manifest.get("weights", "")) if img.mask.any() \
             else "no item has an image: image channel off"
-    if spec.overrides.get("use_text", True):
+    if on.get("use_text", True):
         txt = item_embeddings(ds, "text", EmbedConfig(encoder=spec.text_encoder, text_source=spec.text_source),
                               progress=progress)
         features.add("text", txt.vectors, txt.mask)
@@ -130,9 +151,10 @@ def load_item_features(ds, spec: RunSpec, progress: bool = True):
 
 def _model_overrides(spec: RunSpec, features, cfg: ExperimentConfig) -> dict:
     overrides = {"max_len": cfg.max_len, **spec.overrides}
-    if spec.model == "llmemf":
+    on = spec.channel_overrides()
+    if on:
         for m in ("image", "text"):
-            if overrides.get(f"use_{m}", True) and (features is None or m not in features.vectors):
+            if on[f"use_{m}"] and (features is None or m not in features.vectors):
                 overrides[f"use_{m}"] = False
     return overrides
 
@@ -183,7 +205,8 @@ class _Setting:
         # the candidates are fixed by a seed and saved, so every model is scored on the very same ones
         self.valid_cands = _fixed_candidates(self.run_root / "valid_candidates.npy", self.valid_targets, self.space,
                                              self.eval_cfg, 0)
-        self.test_cands = (load_candidates(cfg.candidates_file, self.test_targets, self.space)
+        self.test_cands = (load_candidates(cfg.candidates_file, self.test_targets, self.space,
+                                           n_negatives=cfg.n_negatives)
                            if cfg.candidates_file else
                            _fixed_candidates(self.run_root / "test_candidates.npy", self.test_targets, self.space,
                                              self.eval_cfg, 1))
@@ -191,8 +214,8 @@ class _Setting:
 
     def item_features(self, spec: RunSpec):
         """(ItemFeatures, notes) of a variant, loaded once per (encoder, text source, channels)."""
-        key = (spec.text_encoder, spec.text_source, spec.overrides.get("use_image", True),
-               spec.overrides.get("use_text", True))
+        on = spec.channel_overrides()
+        key = (spec.text_encoder, spec.text_source, on.get("use_image", True), on.get("use_text", True))
         if key not in self.features:
             self.features[key] = load_item_features(self.ds, spec, self.cfg.progress)
         return self.features[key]
@@ -214,8 +237,8 @@ class _Setting:
             model, best_epoch = build_model("pop", self.space).fit(self.train_seqs), 0
         else:
             model = build_model(spec.model, self.space, features, train_sequences=self.train_seqs, **overrides)
-            tcfg = TrainConfig(epochs=cfg.epochs, patience=cfg.patience, batch_size=cfg.batch_size, seed=seed,
-                               device=cfg.device, progress=cfg.progress)
+            tcfg = TrainConfig(**{"epochs": cfg.epochs, "patience": cfg.patience, "batch_size": cfg.batch_size,
+                                  "seed": seed, "device": cfg.device, "progress": cfg.progress, **spec.train})
             result = train_model(model, self.train_views, self.valid_views, self.valid_targets, self.valid_cands,
                                  self.space, self.names, tcfg, self.run_root / _slug(spec) / f"seed{seed}",
                                  self.eval_cfg)
@@ -305,16 +328,15 @@ def run_experiment(cfg: ExperimentConfig, specs: list[RunSpec]) -> dict[str, pd.
 
 
 def expected_cost(spec: RunSpec) -> float:
-    """A run's training time in units of SASRec's, roughly, as measured on the default world (seconds per epoch,
-    one thread: SASRec 1.1; LLM-EMF 5.5, 8.5 and 12 with one, two and three item streams, 6.5 with three streams
-    and no cross-domain attention). Popularity trains nothing. Used to order runs, never reported."""
+    """A run's training time in units of SASRec's, roughly (seconds per epoch, one thread, measured by
+    benchmarks/bench_train_eval.py: LLM-EMF version 3 about 1.3x SASRec with IDs only, 1.6x to 2x with content
+    channels). Popularity trains nothing. Used to order runs, never reported."""
     if spec.model == "pop":
         return 0.0
-    if spec.model != "llmemf":
+    on = spec.channel_overrides()
+    if not on:
         return 1.0
-    o = spec.overrides
-    streams = 1 if o.get("fusion") == "representation" else len(channels_on(o))
-    return (2.0 + 3.0 * streams) * (1.0 if o.get("cross_domain", True) else 0.55)
+    return 1.3 + 0.35 * (len(channels_on(on)) - 1)
 
 
 def channels_on(overrides: dict) -> list[str]:
@@ -335,10 +357,11 @@ def runnable_specs(specs: list[RunSpec], features_of, cfg: ExperimentConfig) -> 
     `features_of(spec)` gives the variant's ItemFeatures (or None)."""
     kept, skipped, seen = [], {}, {}
     for spec in specs:
-        if spec.model != "llmemf":
+        if not spec.channel_overrides():
             kept.append(spec)
             continue
-        effective = _model_overrides(spec, features_of(spec) if spec.uses_features else None, cfg)
+        effective = spec.channel_overrides() | _model_overrides(spec, features_of(spec) if spec.uses_features
+                                                                else None, cfg)
         channels = channels_on(effective)
         if not channels:
             skipped[spec.label] = "not run: every channel it uses is absent from these data"
@@ -355,7 +378,8 @@ def runnable_specs(specs: list[RunSpec], features_of, cfg: ExperimentConfig) -> 
 
 
 def _slug(spec: RunSpec) -> str:
-    ident = json.dumps([spec.model, spec.overrides, spec.text_encoder, spec.text_source], sort_keys=True)
+    parts = [spec.model, spec.overrides, spec.text_encoder, spec.text_source] + ([spec.train] if spec.train else [])
+    ident = json.dumps(parts, sort_keys=True)
     import hashlib
 
     return f"{spec.model}-{hashlib.sha256(ident.encode()).hexdigest()[:10]}"
@@ -454,7 +478,8 @@ def _write(cfg: ExperimentConfig, specs, out: dict, notes: dict) -> None:
         lines += [f"## {title}", "", markdown_table(mean_std_table(metrics, protocol).reset_index()), ""]
     seeds = metrics.groupby("label", sort=False)["seed"].unique()
     lines += ["## Variants (this run)", ""] + [
-        f"- **{s.label}**: model `{s.model}`, overrides `{s.overrides}`, seeds {sorted(seeds[s.label].tolist())}"
+        f"- **{s.label}**: model `{s.model}`, overrides `{s.overrides}`"
+        + (f", training `{s.train}`" if s.train else "") + f", seeds {sorted(seeds[s.label].tolist())}"
         + (f", features: {notes[s.label]}" if s.label in notes else "") for s in specs]
     skipped = out.get("skipped") or {}
     if skipped:

@@ -89,11 +89,8 @@ def length_bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random
 
 
 def _param_groups(model, weight_decay: float):
-    """Weight decay on the matrices of linear maps only: not on biases, norms, item tables or positions. A stacked
-    module (`STACKED`, models/stacked.py) keeps its copies on a leading axis, so its matrices are 3-D and its
-    biases and norms 2-D."""
-    stacked = {id(p) for m in model.modules() if getattr(m, "STACKED", False) for p in m.parameters(recurse=False)}
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() - (id(p) in stacked) >= 2
+    """Weight decay on the matrices of linear maps only: not on biases, norms, item tables or positions."""
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() >= 2
              and "table" not in n and "pos" not in n]
     other = [p for n, p in model.named_parameters() if p.requires_grad and not any(p is q for q in decay)]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]

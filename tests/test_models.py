@@ -86,36 +86,37 @@ def test_future_items_do_not_leak_into_earlier_positions():
     ds, train, *_ = small_world()
     torch.manual_seed(0)
     model = build_model("llmemf", ds.space, ground_truth_features(ds), max_len=20).eval()
-    batch = train.take(np.arange(4))
-    t = model.tensors(batch, "cpu")
-    prefs = model._run(t)[0][0][0]
+    t = model.tensors(train.take(np.arange(4)), "cpu")
     t2 = dict(t)
     mixed = t["mixed"].clone()
     mixed[:, -1] = (mixed[:, -1] + 1) % ds.space.n_items     # change only the latest item
     t2["mixed"] = mixed
-    prefs2 = model._run(t2)[0][0][0]
+    with model.item_tables():
+        prefs, prefs2 = model.preferences(t)[0], model.preferences(t2)[0]
     torch.testing.assert_close(prefs[:, :-1], prefs2[:, :-1])
     assert not torch.allclose(prefs[:, -1], prefs2[:, -1])
 
 
-def test_inference_runs_the_stacked_copies_one_at_a_time_with_the_same_numbers():
-    """Without gradients LLM-EMF runs its per-channel network copies one by one (faster on a CPU for large
-    evaluation batches); the numbers must be those of the stacked run, to the bit, and attention recording keeps
-    the stacked run (its maps hold every copy)."""
+def test_training_and_inference_take_one_forward_path():
+    """Version 3 has one forward path: the preferences computed with gradients (training) are those computed in
+    inference mode (up to the rounding of torch's fused inference attention kernel), and score_all scores the last
+    position's preferences."""
     ds, train, *_ = small_world()
     torch.manual_seed(0)
     model = build_model("llmemf", ds.space, ground_truth_features(ds), max_len=20).eval()
-    assert model.stream_names == ["id", "image", "text"]
-    t = model.tensors(train.take(np.arange(16)), "cpu")
+    views = train.take(np.arange(8))
+    t = model.tensors(views, "cpu")
     with model.item_tables():
         with torch.enable_grad():
-            stacked = model._run(t)
+            trained = model.preferences(t)
         with torch.inference_mode():
-            one_by_one = model._run(t)
-    for a, b in zip(stacked[0][0] + stacked[0][1] + stacked[1][0] + stacked[2],
-                    one_by_one[0][0] + one_by_one[0][1] + one_by_one[1][0] + one_by_one[2]):
-        assert torch.equal(a.detach(), b)
-    assert len(stacked[2]) == 3
+            inferred = model.preferences(t)
+            items = model._output_items(torch.arange(ds.space.domain_range(1).start, ds.space.n_items))[0]
+    for a, b in zip(trained, inferred):
+        torch.testing.assert_close(a.detach(), b, atol=2e-5, rtol=0)
+    with torch.inference_mode():
+        scores = model.score_all(views)
+    torch.testing.assert_close(scores[:, ds.space.domain_range(1).start:], inferred[1][:, -1] @ items.T)
 
 
 def test_attention_hook_returns_weights():
@@ -125,21 +126,26 @@ def test_attention_hook_returns_weights():
     model.score_all(valid.take(np.arange(3)))
     maps = model.attention_maps()
     assert {"mixed.0", "mixed.1", "domain0.0", "domain1.1", "cross0", "cross1"} <= set(maps)
-    rows = maps["mixed.1"].sum(-1)
-    assert torch.all(((rows - 1).abs() < 1e-4) | (rows == 0))   # each query's weights sum to 1 (or 0 if padding)
+    for name in ("mixed.1", "domain0.1", "cross1"):
+        rows = maps[name].sum(-1)
+        assert torch.all(((rows - 1).abs() < 1e-4) | (rows == 0)), name   # each query's weights sum to 1 (or 0)
 
 
-def test_attention_maps_by_stream_name_under_score_fusion():
+def test_own_domain_heads_never_attend_across_domains_and_merged_heads_do():
+    """The single-domain view is the own-domain heads' mask: their weight on items of the other domain is zero;
+    the merged heads (the cross-domain view) put weight there."""
     ds, _, valid, _, _ = small_world()
     model = build_model("llmemf", ds.space, ground_truth_features(ds), max_len=20).eval()
-    assert model.config.fusion == "score" and model.stream_names == ["id", "image", "text"]
+    views = valid.take(np.arange(6))
     model.record_attention(True)
-    model.score_all(valid.take(np.arange(3)))
-    by_name, by_index = model.attention_maps("text"), model.attention_maps(2)
-    assert torch.equal(by_name["cross1"], by_index["cross1"])
-    assert not torch.equal(by_name["cross1"], model.attention_maps("id")["cross1"])   # three separate networks
-    single = build_model("llmemf", ds.space, ground_truth_features(ds), max_len=20, fusion="representation")
-    assert single.stream_names == ["fused"]
+    model.score_all(views)
+    w = model.network.blocks[-1].last_head_weights                     # [B, H, L, L]; head 0 merged, head 1 own
+    dom = torch.as_tensor(views.mixed_domain[:, -w.shape[-1]:])
+    valid = torch.as_tensor(views.mixed[:, -w.shape[-1]:] != views.pad)
+    across = (dom[:, :, None] != dom[:, None, :]) & valid[:, :, None] & valid[:, None, :]
+    assert across.any()
+    assert float(w[:, 1][across].abs().max()) == 0.0
+    assert float(w[:, 0][across].sum()) > 0.1
 
 
 def test_projected_item_table_matches_per_lookup_projection():
@@ -150,17 +156,74 @@ def test_projected_item_table_matches_per_lookup_projection():
     direct, mask = channel(ids)
     with model.item_tables():
         tabled, mask2 = channel(ids)
+    with model.item_tables(touched=torch.tensor([5, 0, 1, 3, ds.space.n_items, 5])):
+        touched, _ = channel(ids)                                 # only the ids a training step touches
+        with pytest.raises(IndexError):
+            channel(torch.tensor([7]))                            # one it did not touch fails loudly
     assert channel.table is None                                  # the table lives for one forward pass only
     assert torch.allclose(direct, tabled, atol=1e-6) and torch.equal(mask, mask2)
+    assert torch.allclose(direct, touched, atol=1e-6)
     assert torch.all(direct[0, 2] == 0)                           # PAD is masked to zero
 
 
-def test_weight_decay_falls_on_linear_matrices_only_stacked_or_not():
-    """AdamW's decay group: the matrices of linear maps. Stacked modules carry their copies on a leading axis, so
-    their biases [S, d] and norms [S, d] are 2-D and must still be left out (they were not, at first)."""
+def test_position_tables_start_at_the_scale_of_the_item_inputs():
+    """nn.Embedding's N(0, 1) position rows (norm ~8 at d = 64) beside std-0.02 item rows (norm ~0.16) left the
+    first block seeing almost only position, and SASRec learned half as well on the real data
+    (results/diagnostics/position_init/). Every model with a position table starts it at its items' scale."""
+    from llmemf_lite.diagnostics import init_norms
+
+    frame = init_norms()
+    default = frame[frame["setting"] == "default"].set_index("model")["ratio"]
+    assert set(default.index) == {"sasrec", "llmemf_id", "bert4rec", "c2dsr"}
+    assert default.between(0.5, 2.0).all(), default
+    assert frame[frame["setting"] != "default"]["ratio"].min() > 20        # the old initialisation, for contrast
+
+
+def test_target_weighting_weighs_every_target_alike():
+    """loss_weighting="domain" sums the domains' mean cross-entropies; "target" divides their summed
+    cross-entropies by the number of targets, so a domain with few targets in a batch weighs by its count."""
+    ds, train, *_ = small_world()
+    batch = train.take(np.arange(32))
+    parts = {}
+    for weighting in ("domain", "target"):
+        torch.manual_seed(0)
+        model = build_model("sasrec", ds.space, max_len=20, loss_weighting=weighting, n_negatives=0).eval()
+        t = model.tensors(batch, "cpu")
+        targets = t["next_item"]
+        counts = [int(((targets >= r.start) & (targets < r.stop)).sum()) for r in map(ds.space.domain_range, (0, 1))]
+        one_domain = []
+        for d in range(2):
+            keep = (targets >= ds.space.domain_range(d).start) & (targets < ds.space.domain_range(d).stop)
+            only = dict(t, next_item=torch.where(keep, targets, -1))
+            one_domain.append(float(model._loss(only, "cpu", None)))            # full softmax: no generator
+        parts[weighting] = float(model._loss(t, "cpu", None)), one_domain, counts
+    total, (l0, l1), _ = parts["domain"]
+    assert abs(total - (l0 + l1)) < 1e-4
+    total, (m0, m1), (n0, n1) = parts["target"]
+    assert abs(m0 - l0) < 1e-4 and abs(m1 - l1) < 1e-4          # one domain alone: its mean either way
+    assert n0 != n1 and abs(total - (n0 * l0 + n1 * l1) / (n0 + n1)) < 1e-4
+    with pytest.raises(ValueError, match="loss_weighting must be one of"):
+        build_model("sasrec", ds.space, loss_weighting="batch")
+
+
+def test_the_groups_earlier_models_are_presets_of_the_llmemf_class():
+    from llmemf_lite.experiment import default_specs
+    from llmemf_lite.models import LLMEMF
+
+    ds, *_ = small_world()
+    feats = ground_truth_features(ds)
+    ifcdsr, hafvt = build_model("ifcdsr", ds.space, feats), build_model("hafvt", ds.space, feats)
+    assert isinstance(ifcdsr, LLMEMF) and list(ifcdsr.channels) == ["id", "image"]
+    assert isinstance(hafvt, LLMEMF) and list(hafvt.channels) == ["id", "image", "text"]
+    specs = {s.model: s for s in default_specs(["llmemf", "hafvt", "ifcdsr"], "minilm", "enriched")}
+    assert specs["hafvt"].text_source == "title" and specs["llmemf"].text_source == "enriched"
+    assert specs["ifcdsr"].uses_features and not default_specs(["llmemf_id"])[0].uses_features
+
+
+def test_weight_decay_falls_on_linear_matrices_only():
+    """AdamW's decay group: the matrices of linear maps, not biases, norms, item tables or positions."""
     from torch import nn
 
-    from llmemf_lite.models.stacked import StackedLayerNorm, StackedLinear
     from llmemf_lite.train import _param_groups
 
     ds, *_ = small_world()
@@ -169,27 +232,10 @@ def test_weight_decay_falls_on_linear_matrices_only_stacked_or_not():
         decayed = {id(p) for p in _param_groups(model, 0.01)[0]["params"]}
         expected = set()
         for m in model.modules():
-            if isinstance(m, (nn.Linear, StackedLinear)):
+            if isinstance(m, nn.Linear):
                 expected.add(id(m.weight))
             elif isinstance(m, nn.MultiheadAttention):
                 expected.add(id(m.in_proj_weight))
         assert decayed == expected, name
-        norms = [p for m in model.modules() if isinstance(m, (nn.LayerNorm, StackedLayerNorm)) for p in m.parameters()]
+        norms = [p for m in model.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters()]
         assert norms and not any(id(p) in decayed for p in norms)
-
-
-def test_stacked_dropout_keeps_the_rate_and_the_mean_and_follows_the_seed():
-    from llmemf_lite.models.stacked import dropout
-
-    x = torch.ones(1000, 1000)
-    torch.manual_seed(3)
-    a = dropout(x, 0.2, True)
-    kept = a != 0
-    assert abs(kept.float().mean().item() - 0.8) < 0.002                  # 1e6 draws: std of the rate 0.0004
-    assert torch.all(a[kept] == 65536 / (65536 - round(0.2 * 65536)))    # the exact inverse of the keep rate
-    assert abs(a.mean().item() - 1.0) < 0.003
-    torch.manual_seed(3)
-    assert torch.equal(dropout(x, 0.2, True), a)                         # torch's global generator, seeded
-    assert dropout(x, 0.2, False) is x and dropout(x, 0.0, True) is x
-    odd = dropout(torch.ones(3, 5, 7), 0.5, True)                        # sizes not a multiple of four
-    assert odd.shape == (3, 5, 7) and set(odd.unique().tolist()) <= {0.0, 2.0}

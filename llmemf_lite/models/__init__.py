@@ -22,8 +22,21 @@ MODELS = {
     "sasrec_domain": "SASRec per domain",
     "llmemf": "LLM-EMF (ID + image + text, cross-domain multiple attention)",
     "llmemf_id": "LLM-EMF with item IDs only (no image, no text)",
+    "ifcdsr": "IFCDSR preset of the LLM-EMF class: ID + image, score-level fusion (no text)",
+    "hafvt": "HAF-VT preset of the LLM-EMF class: ID + image + raw title text (no LLM enrichment)",
     "bert4rec": "BERT4Rec (cloze objective, bidirectional) on the merged sequence",
     "c2dsr": "C2DSR (graph-enhanced items, three sequence encoders, contrastive infomax)",
+}
+
+
+# The LLM-EMF class's named presets. The group's two earlier models, as their papers describe them, are switches of
+# the same class (docs/model.md): IFCDSR fuses ID- and image-based similarities at score level; HAF-VT adds the
+# item's title text (its text is the raw title: `experiment.TEXT_SOURCE_OF` gives it "title"), without an LLM.
+LLMEMF_PRESETS = {
+    "llmemf": LLMEMFConfig(),
+    "llmemf_id": LLMEMFConfig(use_image=False, use_text=False),
+    "ifcdsr": LLMEMFConfig(use_text=False),
+    "hafvt": LLMEMFConfig(),
 }
 
 
@@ -46,9 +59,8 @@ def build_model(name: str, space: ItemSpace, features: ItemFeatures | None = Non
                                 n_blocks=1 if name.startswith("gru") else 2)
         config = _with(base, overrides)
         return (SASRec if name.startswith("sasrec") else GRU4Rec)(space, config)
-    if name in ("llmemf", "llmemf_id"):
-        base = LLMEMFConfig() if name == "llmemf" else LLMEMFConfig(use_image=False, use_text=False)
-        return LLMEMF(space, _with(base, overrides), features)
+    if name in LLMEMF_PRESETS:
+        return LLMEMF(space, _with(LLMEMF_PRESETS[name], overrides), features)
     if name == "bert4rec":
         return BERT4Rec(space, _with(BERT4RecConfig(), overrides))
     if name == "c2dsr":

@@ -1,9 +1,9 @@
-"""What every trained sequential model shares: turning `SequenceViews` into tensors, scoring users against items
-(with score-level fusion over several item streams), the training loss, and `score_all` for the evaluator.
+"""What every trained sequential model shares: turning `SequenceViews` into tensors, scoring users against items,
+the training loss, and `score_all` for the evaluator.
 
 A subclass defines
-  `streams`: a list of item-embedding functions ids -> (vectors [.., d], mask [..]); one stream unless the model
-             fuses modalities at score level, when each modality is its own stream;
+  `streams`: [the item-embedding function ids -> (vectors [.., d], mask [..]) that users are scored against] (one
+             stream: LLM-EMF's score-level fusion happens inside its item vectors, `llmemf.LLMEMF._output_items`);
   `objectives(t)`: (users per stream [B, L, d], targets [B, L], weight) triples; targets < 0 are ignored;
   `final_users(t)`: for each domain, the users per stream [B, d] that score the next item of that domain.
 """
@@ -20,15 +20,22 @@ from ..data.dataset import ItemSpace
 from .items import ContentProjection
 from .objective import domain_negatives
 
+# How an objective's per-domain cross-entropies are combined (`SequentialModel._loss`):
+#   "domain": each domain's targets averaged, the domain means summed (a batch with three Food targets and a
+#             thousand Kitchen targets weighs the three like the thousand);
+#   "target": every target weighs the same: the summed cross-entropy over the objective's targets, over their count.
+LOSS_WEIGHTINGS = ("domain", "target")
+
 VIEW_FIELDS = ("mixed", "mixed_domain", "domain_seq", "domain_pos", "domain_next", "domain_time", "next_domain",
                "next_item")
 
 
 class SequentialModel(nn.Module):
-    def __init__(self, space: ItemSpace, n_negatives: int):
+    def __init__(self, space: ItemSpace, n_negatives: int, loss_weighting: str = "domain"):
         super().__init__()
-        self.space, self.n_negatives = space, n_negatives
-        self.stream_weight = nn.Parameter(torch.zeros(0))   # subclasses with several streams resize it
+        if loss_weighting not in LOSS_WEIGHTINGS:
+            raise ValueError(f"loss_weighting must be one of {LOSS_WEIGHTINGS}, got {loss_weighting!r}")
+        self.space, self.n_negatives, self.loss_weighting = space, n_negatives, loss_weighting
 
     # -- to implement ----------------------------------------------------------------------------------------------
     streams: list
@@ -56,61 +63,60 @@ class SequentialModel(nn.Module):
         return t
 
     @contextmanager
-    def item_tables(self):
-        """Project every frozen content table once for the forward pass inside (see `items.ContentProjection`)."""
-        projections = [m for m in self.modules() if isinstance(m, ContentProjection)]
+    def item_tables(self, touched: torch.Tensor | None = None):
+        """Project the frozen content tables once for the forward pass inside (see `items.ContentProjection`):
+        every item, or only the ids in `touched` (a training step: its sequences, targets and negatives)."""
+        # a table already projected by an enclosing item_tables() (an evaluation over many batches) is kept
+        projections = [m for m in self.modules() if isinstance(m, ContentProjection) and m.table is None]
         for m in projections:
-            m.table = m.project_all()
+            m.project(touched)
         try:
             yield
         finally:
             for m in projections:
-                m.table = None
+                m.release()
 
     def forward(self, views, device, generator: torch.Generator) -> torch.Tensor:
         """The training loss (so that DistributedDataParallel sees the loss computation as the forward pass)."""
         return self.loss(views, device, generator)
 
     def score(self, users: list[torch.Tensor], ids: torch.Tensor, *, paired: bool) -> torch.Tensor:
-        """users: per stream [R, d]. paired: ids [R], row r against item ids[r] -> [R]; else ids [C] shared by all
-        rows -> [R, C]."""
-        # score-level fusion: a weighted mean over the streams the item has (a missing modality is left out). The
-        # weighted logits are summed as they come rather than stacked into [streams, R, C] first (on a 36k-item
-        # catalogue the stacks were ~40% of the evaluation time); the order of every addition is the stack's, so
-        # the scores and the gradients are the same to the bit
-        total = norm = None
-        for s, (embed, u) in enumerate(zip(self.streams, users)):
-            vec, mask = embed(ids)
-            logit = (u * vec).sum(-1) if paired else u @ vec.T
-            if len(self.streams) == 1:
-                return logit
-            w = F.softplus(self.stream_weight[s]) * mask.float()
-            w = w if paired else w[None, :].expand_as(logit)
-            total, norm = (logit * w, w) if total is None else (total + logit * w, norm + w)
-        return total / norm.clamp_min(1e-6)
+        """users: [R, d] in a one-element list (the model's one item stream). paired: ids [R], row r against item
+        ids[r] -> [R]; else ids [C] shared by all rows -> [R, C]."""
+        (embed,), (u,) = self.streams, users
+        vec = embed(ids)[0]
+        return (u * vec).sum(-1) if paired else u @ vec.T
 
     def loss(self, views, device, generator: torch.Generator) -> torch.Tensor:
         with self.item_tables():
-            return self._loss(views, device, generator)
+            return self._loss(self.tensors(views, device), device, generator)
 
-    def _loss(self, views, device, generator: torch.Generator) -> torch.Tensor:
-        t = self.tensors(views, device)
+    def _loss(self, t: dict, device, generator: torch.Generator, negatives: list | None = None) -> torch.Tensor:
+        """The weighted next-item cross-entropies of `objectives(t)`. `negatives`: one id tensor per domain, shared
+        by every objective (drawn here per objective and domain when None)."""
         total = torch.zeros((), device=device)
+        per_target = self.loss_weighting == "target"
         for users, targets, weight in self.objectives(t):
+            n_targets = int((targets >= 0).sum()) if per_target else 0
             for d in range(2):
                 rng = self.space.domain_range(d)
                 sel = (targets >= rng.start) & (targets < rng.stop)
                 if not bool(sel.any()):
                     continue
-                negatives = domain_negatives(self.space, d, self.n_negatives, generator, device)
+                neg_ids = negatives[d] if negatives is not None else \
+                    domain_negatives(self.space, d, self.n_negatives, generator, device)
                 U = [u[sel] for u in users]
                 pos = self.score(U, targets[sel], paired=True)[:, None]
                 # a sampled negative that happens to be the row's target is not a negative
-                neg = self.score(U, negatives, paired=False).masked_fill(negatives[None, :] == targets[sel][:, None],
-                                                                   float("-inf"))
+                neg = self.score(U, neg_ids, paired=False).masked_fill(neg_ids[None, :] == targets[sel][:, None],
+                                                                 float("-inf"))
                 logits = torch.cat([pos, neg], dim=1)
-                total = total + weight * F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long,
-                                                                             device=device))
+                zeros = torch.zeros(len(logits), dtype=torch.long, device=device)
+                if per_target:
+                    ce = F.cross_entropy(logits, zeros, reduction="sum") / n_targets
+                else:
+                    ce = F.cross_entropy(logits, zeros)
+                total = total + weight * ce
         return total
 
     def score_all(self, views, device="cpu") -> torch.Tensor:

@@ -50,6 +50,7 @@ class BERT4RecConfig:
     max_predictions: int = 30      # at most this many masked items per row
     mask_last_share: float = 1 / 11   # rows that mask only their last item
     n_negatives: int = 500         # per domain per batch; 0 = full softmax over the domain
+    loss_weighting: str = "domain"   # base.LOSS_WEIGHTINGS
     # the paper's training settings; the shared training loop does not read them (see `BERT4Rec.train_settings`)
     lr: float = 1e-4
     batch_size: int = 256
@@ -74,7 +75,7 @@ def cloze_mask(valid: torch.Tensor, mask_prob: float, max_predictions: int, mask
 
 class BERT4Rec(SequentialModel):
     def __init__(self, space: ItemSpace, config: BERT4RecConfig = BERT4RecConfig()):
-        super().__init__(space, config.n_negatives)
+        super().__init__(space, config.n_negatives, config.loss_weighting)
         self.config = c = config
         n = space.n_items
         self.mask_id = n + 1

@@ -11,10 +11,13 @@ from torch import nn
 
 
 class AttentionBlock(nn.Module):
-    """Pre-LayerNorm attention + position-wise feed-forward (SASRec's block), self- or cross-attention.
+    """Pre-LayerNorm attention + position-wise feed-forward (SASRec's block), self- or cross-attention: the one
+    attention block of every model here.
 
-    Set `record = True` to keep the last forward's attention weights (averaged over heads) in `last_weights`
-    [B, Lq, Lk]: the documented hook the attention-visualisation notebook reads."""
+    `allowed`: [B, Lq, Lk], one mask for every head, or [B, H, Lq, Lk], a mask per head (LLM-EMF's heads are its
+    single- and cross-domain views). Set `record = True` to keep the last forward's attention weights: per head in
+    `last_head_weights` [B, H, Lq, Lk] and averaged over heads in `last_weights` [B, Lq, Lk] (zero rows for queries
+    with no key): the documented hook the attention-visualisation notebook reads."""
 
     def __init__(self, d: int, n_heads: int, dropout: float):
         super().__init__()
@@ -25,15 +28,20 @@ class AttentionBlock(nn.Module):
         self.n_heads = n_heads
         self.record = False
         self.last_weights: torch.Tensor | None = None
+        self.last_head_weights: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         safe, has_key = with_fallback_key(allowed)
-        mask = (~safe).repeat_interleave(self.n_heads, dim=0)          # True = blocked, per head
+        if allowed.dim() == 4:                                          # a mask per head
+            mask, has_key = ~safe.flatten(0, 1), has_key.any(1)
+        else:
+            mask = (~safe).repeat_interleave(self.n_heads, dim=0)      # True = blocked, per head
         q = self.ln_q(x)
         kv = q if context is None else self.ln_kv(context)
-        out, weights = self.attn(q, kv, kv, attn_mask=mask, need_weights=self.record)
+        out, weights = self.attn(q, kv, kv, attn_mask=mask, need_weights=self.record, average_attn_weights=False)
         if self.record:
-            self.last_weights = (weights * has_key).detach()
+            self.last_head_weights = (weights * has_key[:, None]).detach()
+            self.last_weights = self.last_head_weights.mean(1)
         x = x + self.drop(out) * has_key
         return x + self.drop(self.ff(self.ln_ff(x)))
 
@@ -53,11 +61,19 @@ def causal_allowed(valid: torch.Tensor) -> torch.Tensor:
 
 
 class CausalTransformer(nn.Module):
-    """SASRec's encoder: learned positions + `n_blocks` causal self-attention blocks + final LayerNorm."""
+    """SASRec's encoder: learned positions + `n_blocks` causal self-attention blocks + final LayerNorm.
 
-    def __init__(self, d: int, n_blocks: int, n_heads: int, dropout: float, max_len: int):
+    `pos_std`: the position table starts at N(0, pos_std^2). It must match the scale of the item inputs: under
+    pre-LayerNorm a position row of norm ~8 (nn.Embedding's N(0, 1) at d = 64) beside item rows of norm ~0.16 (std
+    0.02) leaves the first block seeing almost only position, and SASRec learned half as well in 8 epochs on the real
+    Food-Kitchen data (docs/training.md, results/diagnostics/position_init/). The models with std-0.02 item tables
+    pass 0.02 (RecBole's SASRec initialises every embedding so); C2DSR, whose inputs are unit-sized, keeps 1.0."""
+
+    def __init__(self, d: int, n_blocks: int, n_heads: int, dropout: float, max_len: int, pos_std: float = 0.02):
         super().__init__()
         self.pos = nn.Embedding(max_len, d)
+        if pos_std != 1.0:   # nn.Embedding's own init is N(0, 1); re-drawing only otherwise keeps C2DSR's stream
+            nn.init.normal_(self.pos.weight, std=pos_std)
         self.blocks = nn.ModuleList(AttentionBlock(d, n_heads, dropout) for _ in range(n_blocks))
         self.drop, self.ln = nn.Dropout(dropout), nn.LayerNorm(d)
         self.max_len = max_len

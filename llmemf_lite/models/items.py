@@ -33,11 +33,14 @@ class ItemFeatures:
 class ContentProjection(nn.Module):
     """One frozen modality: buffer [n_items + 1, e] (the PAD row zero) -> Linear -> width d -> Dropout, masked.
 
-    Inside `SequentialModel.item_tables()` the whole table is projected once (one matmul, one dropout mask) and
-    every lookup of that forward pass indexes it: a training step looks items up some twenty times (sequences,
-    targets, sampled negatives), and projecting (and dropping out) the wide frozen vectors at every lookup cost
-    more than the whole sequence network. CHOICE dropout after the projection (width d), not on the wide input:
-    the same regulariser on 8x fewer numbers, and one mask per item per step."""
+    Inside `SequentialModel.item_tables()` the items a forward pass will look up are projected once (one matmul, one
+    dropout mask per item) and every lookup indexes that table: a training step looks items up several times
+    (sequences, targets, negatives), and projecting the wide frozen vectors per lookup, or all 36k items of the real
+    data whatever the batch touches, cost more than the sequence network. A training step projects only the ids it
+    touches (`project(touched)`); evaluation, which scores every item, projects all. A lookup of an id outside the
+    projected set fails (an index error), never a silent zero.
+    CHOICE dropout after the projection (width d), not on the wide input: the same regulariser on 8x fewer numbers,
+    and one mask per item per step."""
 
     def __init__(self, vectors: np.ndarray, mask: np.ndarray, d: int, dropout: float):
         super().__init__()
@@ -45,16 +48,29 @@ class ContentProjection(nn.Module):
         self.register_buffer("vectors", torch.from_numpy(np.concatenate([vectors, pad_row])))
         self.register_buffer("mask", torch.from_numpy(np.concatenate([mask, [False]])))
         self.proj = nn.Sequential(nn.Linear(vectors.shape[1], d), nn.Dropout(dropout))
-        self.table: torch.Tensor | None = None   # the projected table while `item_tables()` is active
+        self.table: torch.Tensor | None = None   # the projected rows while `item_tables()` is active
+        self.row: torch.Tensor | None = None     # item id -> its row of `table` (None: every item, in id order)
 
-    def project_all(self) -> torch.Tensor:
-        return self.proj(self.vectors)
+    def project(self, touched: torch.Tensor | None = None) -> None:
+        if touched is None:
+            self.table, self.row = self.proj(self.vectors), None
+            return
+        ids = torch.unique(touched[(touched >= 0) & (touched < len(self.vectors))])
+        self.row = torch.full((len(self.vectors),), -1, dtype=torch.long, device=ids.device)
+        self.row[ids] = torch.arange(len(ids), device=ids.device)
+        self.table = self.proj(self.vectors[ids])
+
+    def release(self) -> None:
+        self.table = self.row = None
 
     def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.mask[ids]
         # F.embedding, not table[ids]: its backward accumulates in a fixed order (indexing's does not on CPU
         # threads), which keeps CPU training bit for bit repeatable
-        vec = F.embedding(ids, self.table) if self.table is not None else self.proj(self.vectors[ids])
+        if self.table is None:
+            vec = self.proj(self.vectors[ids])
+        else:
+            vec = F.embedding(ids if self.row is None else self.row[ids], self.table)
         return vec * m[..., None], m
 
 

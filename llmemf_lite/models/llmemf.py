@@ -1,60 +1,68 @@
 """LLM-EMF: multimodal item representations + a multiple-attention network over the three sequences of a user.
 
 The paper describes the method in outline only. This is our reading; every choice the paper leaves open is marked
-CHOICE with its reason (the README lists them too).
+CHOICE with its reason (docs/model.md lists them too). Model version 3 (`MultipleAttention.VERSION`).
 
-Items. A learnable ID embedding (width d) and frozen image / text vectors (CLIP or MiniLM, width e) each projected
-to d by a learnable linear map. An item lacking a modality has it masked: the projection is not added (`fusion=
-"representation"`) or that modality's score is left out of the item's fused score (`fusion="score"`).
+Items. A learnable ID embedding (width d) and frozen image / text vectors (CLIP or MiniLM, width e), each projected
+to d by a learnable linear map (dropout `content_dropout` after it). An item lacking a modality has it masked: the
+projection is not added to its input, and that modality's score is left out of its fused score.
   CHOICE q = d = 64 and one shared width for all projections: the paper gives neither; equal widths let the
-  modalities be summed. CHOICE fusion: "score" (the default: IFCDSR's score-level fusion, one sequence network per
-  modality, each scoring items with its own channel; the logits are mixed by learnable softplus weights
-  renormalised over the modalities each item has) or "representation" (one network over the sum of the masked
-  channels). The paper does not say which it used; both are kept and compared in the ablations. Score-level fusion
-  is the default because it is the one that learns: on the default synthetic world it doubles test NDCG@10 over
-  representation-level fusion, which stays at or below the ID-only model's level (README, notebook 05's table,
-  from `-p variants extended`). It costs one
-  sequence network per channel; the copies are stacked and run as one batched network (`stacked.py`), and a
-  training step with three channels takes about 1.7x one with representation-level fusion.
+  modalities be summed into one input vector.
+  CHOICE one sequence network over the fused item vector (ID + projected image + projected text), and score-level
+  fusion at the output (`fusion="score"`, IFCDSR's fused probability of ID- and content-based similarities): the
+  user vector u is mapped to one part per channel (u_c = U_c u, U_c starting at the identity) and the fused score
+  of item i is sum_c w_ci <u_c, v_ci>, with v_ci the item's channel vector (the input's ID row and projections) and
+  w_ci softplus weights renormalised over the channels the item has. It is computed as one dot product of [u_c]_c
+  with [w_ci v_ci]_c. `fusion="representation"` scores the fused input vector itself with u. Version 2 ran one
+  whole network per channel: 2 to 3 times the cost, and no better on the real data (docs/model.md).
 
-Sequences. For each user, the merged sequence S_X+Y and the domain sequences S_X and S_Y (`batching.py`).
-  - single-domain preference: a causal self-attention encoder per domain over S_X and S_Y (SASRec blocks);
-  - cross-domain preference: a causal self-attention encoder over S_X+Y, and a cross-attention from each domain
-    sequence to the merged one (a domain item may attend to merged items no later than itself);
-  - the user's domain-d preference at merged time t sums the merged state at t and the domain-d state (after its
-    cross-attention) at the latest d-item up to t, then a LayerNorm.
+Sequences. For each user, the merged sequence S_X+Y and the domain sequences S_X and S_Y (`batching.py`), here as
+views of the merged sequence: each attention block's heads are split in two groups with their own masks.
+  - single-domain preference: heads that attend causally to the items of the query's own domain only (over S_X
+    for an X item, S_Y for a Y item: SASRec over each domain sequence);
+  - cross-domain preference: heads that attend causally to the whole merged sequence S_X+Y; read at the items of
+    domain d they are the cross-attention between the domain sequence S_d and the merged one (the "cross{d}" maps);
+  - the user's domain-d preference at merged time t sums the state at t and the state at the latest d-item up to t,
+    then a LayerNorm per domain.
+  CHOICE domain views as masked heads of one encoder, not separate encoders: the paper names the preferences, not
+  the layers; one encoder over the merged width runs each block once (version 2 ran three encoders and two
+  cross-attention blocks per channel, the domain ones padded to the merged width).
   CHOICE sum-then-LayerNorm to combine the preferences: the paper says they are "integrated"; a sum is the
   simplest operator that keeps both and is what C2DSR does with its shared and domain-specific states.
-  `cross_domain=False` (the ablation "without cross-domain attention") removes the merged encoder and the
-  cross-attention: the domain-d preference is the domain-d encoder's state alone.
+  `cross_domain=False` (the ablation "without cross-domain attention"): every head attends to its own domain only,
+  and the domain-d preference is the state at the latest d-item alone (two SASRecs with shared weights).
 
 Objective. At every merged position, the next item of X and the next item of Y (softmax cross-entropy over that
-domain); plus, weighted by `aux_weight`, each domain encoder's own next-item objective and the merged encoder's
-next-item objective. CHOICE aux_weight = 0.3: the paper sums per-sequence objectives "with weights" it does not
-give; the auxiliary terms train each encoder on its own sequence, as C2DSR's single-domain losses do.
-CHOICE d = 64, 2 blocks, 2 heads, dropout 0.2, max length 50: SASRec / C2DSR-scale defaults.
+domain, `loss_weighting`): the weighted sum of the per-sequence next-item objectives, each weight 1.
+  CHOICE no auxiliary per-encoder objectives (version 2 added three at weight 0.3): with one encoder there is none
+  to train apart, and each is one more softmax per step.
+CHOICE d = 64, 2 blocks, 2 heads (one per view), dropout 0.2, max length 50: SASRec / C2DSR-scale defaults.
 
-Attention hook: `model.record_attention(True)` makes every attention block keep its last weights; after a forward
-pass, `model.attention_maps()` returns {name: [B, Lq, Lk]} for "mixed.{i}", "domain{d}.{i}" and "cross{d}".
+Attention hook: `model.record_attention(True)` makes the attention blocks keep their last weights per head; after a
+forward pass, `model.attention_maps()` returns {name: [B, Lq, Lk]}: "mixed.{i}" (the merged heads of block i over
+S_X+Y), "domain{d}.{i}" (the own-domain heads at the d-items, in S_d's coordinates) and "cross{d}" (the last block's
+merged heads at the d-items over S_X+Y).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..data.dataset import ItemSpace
 from .base import SequentialModel, gather_positions
+from .blocks import AttentionBlock, causal_allowed
 from .items import ItemFeatures, item_channels
-from .stacked import AttentionMask, StackedAttentionBlock, StackedCausalTransformer, StackedLayerNorm
+from .objective import domain_negatives
 
 
 @dataclass
 class LLMEMFConfig:
     d: int = 64
     n_blocks: int = 2
-    n_heads: int = 2
+    n_heads: int = 2                 # with cross_domain, the first half are merged heads, the rest own-domain heads
     dropout: float = 0.2
     max_len: int = 50
     use_id: bool = True
@@ -62,132 +70,156 @@ class LLMEMFConfig:
     use_text: bool = True
     cross_domain: bool = True
     fusion: str = "score"            # "score" | "representation"
-    aux_weight: float = 0.3
     n_negatives: int = 500           # per domain per batch; 0 = full softmax
+    loss_weighting: str = "domain"   # base.LOSS_WEIGHTINGS
+    pos_std: float = 0.02            # the position table at init (blocks.CausalTransformer's reason)
+    content_dropout: float | None = None   # on the projected content vectors; None: `dropout`
 
 
 class MultipleAttention(nn.Module):
-    """The sequence networks of the item streams, one copy per stream with its own weights, stacked
-    (`stacked.py`): merged + per-domain encoders and domain->merged cross-attention."""
+    """One causal encoder over the merged sequence whose heads are the single-domain and cross-domain views."""
 
-    VERSION = 2   # 1: one unstacked network per stream (nn.MultiheadAttention); its checkpoints are not resumed
+    VERSION = 3   # 2: one stacked network per item channel, three encoders each; its checkpoints are not resumed
 
-    def __init__(self, c: LLMEMFConfig, copies: int):
+    def __init__(self, c: LLMEMFConfig):
         super().__init__()
-        self.cross_domain = c.cross_domain
-        self.domain = nn.ModuleList(StackedCausalTransformer(copies, c.d, c.n_blocks, c.n_heads, c.dropout,
-                                                             c.max_len) for _ in range(2))
+        if c.cross_domain and c.n_heads < 2:
+            raise ValueError(f"cross-domain attention needs n_heads >= 2 (merged and own-domain heads), "
+                             f"got {c.n_heads}")
+        self.cross_domain, self.max_len = c.cross_domain, c.max_len
+        self.merged_heads = c.n_heads // 2 if c.cross_domain else 0
+        self.pos = nn.Embedding(c.max_len, c.d)
+        nn.init.normal_(self.pos.weight, std=c.pos_std)
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(AttentionBlock(c.d, c.n_heads, c.dropout) for _ in range(c.n_blocks))
+        self.ln = nn.LayerNorm(c.d)
         if c.cross_domain:
-            self.mixed = StackedCausalTransformer(copies, c.d, c.n_blocks, c.n_heads, c.dropout, c.max_len)
-            self.cross = nn.ModuleList(StackedAttentionBlock(copies, c.d, c.n_heads, c.dropout) for _ in range(2))
-            self.combine = nn.ModuleList(StackedLayerNorm(copies, c.d) for _ in range(2))
+            self.combine = nn.ModuleList(nn.LayerNorm(c.d) for _ in range(2))
 
-    def forward(self, embed, t: dict):
-        """embed: ids [B, L] -> [S, B, L, d]. Returns preferences [2][S, B, L, d] at merged positions, domain states
-        [2][S, B, L, d], merged states [S, B, L, d] (None without cross-domain attention)."""
-        pad = t["pad"]
-        dom_states = []
-        for d in range(2):
-            seq = t["domain_seq"][d]
-            dom_states.append(self.domain[d](embed(seq), seq != pad))
-        if not self.cross_domain:
-            return [gather_positions(dom_states[d], t["domain_pos"][d]) for d in range(2)], dom_states, None
-        mixed_valid = t["mixed"] != pad
-        mixed = self.mixed(embed(t["mixed"]), mixed_valid)
-        L = mixed.shape[2]
+    def head_masks(self, t: dict) -> torch.Tensor:
+        """[B, H, L, L] "may attend": merged heads causally over every item, own-domain heads over the items of the
+        query's domain."""
+        valid = t["mixed"] != t["pad"]
+        causal = causal_allowed(valid)
+        own = causal & (t["mixed_domain"][:, :, None] == t["mixed_domain"][:, None, :])
+        H = self.blocks[0].n_heads if self.blocks else 1
+        return torch.stack([causal] * self.merged_heads + [own] * (H - self.merged_heads), dim=1)
+
+    def forward(self, x: torch.Tensor, t: dict) -> list[torch.Tensor]:
+        """x: the merged sequence's item vectors [B, L, d] -> the domain-d preferences [2][B, L, d] at every merged
+        position (zero where neither view has an item yet)."""
+        valid = (t["mixed"] != t["pad"])[..., None]
+        L = x.shape[1]
+        x = self.drop(x + self.pos(torch.arange(self.max_len - L, self.max_len, device=x.device))[None]) * valid
+        allowed = self.head_masks(t)
+        for block in self.blocks:
+            x = block(x, allowed) * valid
+        h = self.ln(x) * valid
         prefs = []
         for d in range(2):
-            time = t["domain_time"][d]                                   # [B, L] merged index of each d-item
-            allowed = (torch.arange(L, device=mixed.device)[None, None, :] <= time[..., None]) \
-                & mixed_valid[:, None, :] & (time >= 0)[..., None]
-            crossed = self.cross[d](dom_states[d], AttentionMask.from_allowed(allowed), context=mixed)
-            prefs.append(self.combine[d](mixed + gather_positions(crossed, t["domain_pos"][d])))
-        return prefs, dom_states, mixed
+            # merged index of the latest d-item at or before each merged position (-1: none yet)
+            latest = gather_positions(t["domain_time"][d][..., None].float(), t["domain_pos"][d])[..., 0].long()
+            latest = torch.where(t["domain_pos"][d] >= 0, latest, torch.full_like(latest, -1))
+            at_latest = gather_positions(h, latest)
+            prefs.append(self.combine[d](h + at_latest) * valid if self.cross_domain else at_latest)
+        return prefs
 
 
 class LLMEMF(SequentialModel):
     def __init__(self, space: ItemSpace, config: LLMEMFConfig = LLMEMFConfig(), features: ItemFeatures | None = None):
-        super().__init__(space, config.n_negatives)
+        super().__init__(space, config.n_negatives, config.loss_weighting)
         if config.fusion not in ("representation", "score"):
             raise ValueError(f"fusion must be 'representation' or 'score', got {config.fusion!r}")
         self.config = config
         self.channels = item_channels(space.n_items, config.d, features, use_id=config.use_id,
-                                      use_image=config.use_image, use_text=config.use_text, dropout=config.dropout)
-        if config.fusion == "representation" or len(self.channels) == 1:
-            self.streams = [self._fused_item]
-        else:
-            self.streams = [self.channels[name] for name in self.channels]
-            self.stream_weight = nn.Parameter(torch.zeros(len(self.streams)))
-        self.network = MultipleAttention(config, len(self.streams))
+                                      use_image=config.use_image, use_text=config.use_text,
+                                      dropout=config.dropout if config.content_dropout is None
+                                      else config.content_dropout)
+        self.score_fusion = config.fusion == "score" and len(self.channels) > 1
+        if self.score_fusion:
+            C, d = len(self.channels), config.d
+            self.user_heads = nn.Linear(d, C * d, bias=False)       # u -> [U_c u]_c, each U_c the identity at first
+            with torch.no_grad():
+                self.user_heads.weight.copy_(torch.eye(d).repeat(C, 1))
+            self.stream_weight = nn.Parameter(torch.zeros(C))
+        self.streams = [self._output_items]
+        self.network = MultipleAttention(config)
+        self._recorded: dict | None = None
 
-    def _fused_item(self, ids: torch.Tensor):
+    def _input_items(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids -> the fused item vectors [.., d]: the sum of the channels each item has."""
+        return sum(channel(ids)[0] for channel in self.channels.values())
+
+    def _output_items(self, ids: torch.Tensor):
+        """ids -> (item vectors as the users score them, mask): under score fusion [w_ci v_ci]_c of width C * d."""
+        if not self.score_fusion:
+            return self._input_items(ids), torch.ones_like(ids, dtype=torch.bool)
         vecs, masks = zip(*(channel(ids) for channel in self.channels.values()))
-        return torch.stack(vecs).sum(0), torch.stack(masks).any(0)
+        w = F.softplus(self.stream_weight) * torch.stack(masks, -1).float()           # [.., C]
+        w = w / w.sum(-1, keepdim=True).clamp_min(1e-6)
+        return torch.cat([v * w[..., c:c + 1] for c, v in enumerate(vecs)], -1), torch.stack(masks).any(0)
 
-    def _stacked_items(self, ids: torch.Tensor) -> torch.Tensor:
-        """ids [B, L] -> the network input of every stream, [S, B, L, d]."""
-        return torch.stack([embed(ids)[0] for embed in self.streams])
+    def preferences(self, t: dict) -> list[torch.Tensor]:
+        """The users [2][B, L, width] that score domain d's next item at each merged position."""
+        prefs = self.network(self._input_items(t["mixed"]), t)
+        return [self.user_heads(p) for p in prefs] if self.score_fusion else prefs
 
-    def _run(self, t):
-        """(preferences [2], domain states [2], merged states), each a list with one [B, L, d] per stream.
-
-        Training runs the stacked copies together. Inference (no gradients, no attention recording) runs them one
-        at a time through the same weights (`functional_call` on slices): the copies share no operation, so the
-        numbers are the same (tested), and on a CPU it is faster for evaluation batches: 256 histories' activations,
-        three copies wide, no longer fit the caches (0.20 against 0.31 s per 256 synthetic cases, two threads)."""
-        if torch.is_grad_enabled() or len(self.streams) == 1 or self._recording:
-            outs = [self.network(self._stacked_items, t)]
-        else:
-            from torch.func import functional_call
-
-            params = dict(self.network.named_parameters())
-            outs = [functional_call(self.network, {k: v[s:s + 1] for k, v in params.items()},
-                                    (lambda ids, embed=embed: embed(ids)[0][None], t))
-                    for s, embed in enumerate(self.streams)]
-
-        def per_stream(part):
-            return [u for out in outs for u in part(out).unbind(0)]
-        return ([per_stream(lambda o: o[0][d]) for d in range(2)], [per_stream(lambda o: o[1][d]) for d in range(2)],
-                None if outs[0][2] is None else per_stream(lambda o: o[2]))
+    def loss(self, views, device, generator: torch.Generator) -> torch.Tensor:
+        """The shared next-item loss, with the content of only the items this step touches projected (its
+        sequence, its targets and the negatives, one set per domain shared by both objectives)."""
+        t = self.tensors(views, device)
+        negatives = [domain_negatives(self.space, d, self.n_negatives, generator, device) for d in range(2)]
+        touched = torch.cat([t["mixed"].flatten(), t["next_domain"].flatten(), *negatives])
+        with self.item_tables(touched):
+            return self._loss(t, device, generator, negatives)
 
     def objectives(self, t):
-        prefs, dom_states, mixed = self._run(t)
-        for d in range(2):
-            yield prefs[d], t["next_domain"][d], 1.0
-            if self.config.aux_weight > 0:
-                yield dom_states[d], t["domain_next"][d], self.config.aux_weight
-        if self.config.cross_domain and self.config.aux_weight > 0:
-            yield mixed, t["next_item"], self.config.aux_weight
+        for d, users in enumerate(self.preferences(t)):
+            yield [users], t["next_domain"][d], 1.0
 
     def final_users(self, t):
-        prefs = self._run(t)[0]
-        return [[u[:, -1] for u in prefs[d]] for d in range(2)]
+        prefs = self.preferences(t)
+        if self._recording:
+            self._recorded = {k: t[k] for k in ("domain_time",)}
+        return [[p[:, -1]] for p in prefs]
 
     # -- attention hook ----------------------------------------------------------------------------------------------
     _recording = False
 
     def record_attention(self, on: bool = True) -> None:
         self._recording = on
-        for m in self.modules():
-            if isinstance(m, StackedAttentionBlock):
-                m.record = on
+        for block in self.network.blocks:
+            block.record = on
 
     @property
     def stream_names(self) -> list[str]:
-        """One name per sequence network: the item channels under score-level fusion, else ["fused"]."""
-        return list(self.channels) if len(self.streams) > 1 else ["fused"]
+        """The item channels the one network reads (kept for callers that name a stream)."""
+        return list(self.channels)
 
     def attention_maps(self, stream: int | str = 0) -> dict[str, torch.Tensor]:
-        """The last recorded weights [B, Lq, Lk] of one stream's network (`stream`: index or name from
-        `stream_names`)."""
-        s = self.stream_names.index(stream) if isinstance(stream, str) else stream
+        """The last recorded weights [B, Lq, Lk] (see the module docstring). One network reads every channel, so
+        `stream` is accepted for compatibility and names no separate network."""
         net, maps = self.network, {}
-        for d in range(2):
-            for i, b in enumerate(net.domain[d].blocks):
-                maps[f"domain{d}.{i}"] = b.last_weights[s]
-        if net.cross_domain:
-            for i, b in enumerate(net.mixed.blocks):
-                maps[f"mixed.{i}"] = b.last_weights[s]
+        time = self._recorded["domain_time"]                                        # [2, B, Ld]
+        hm = net.merged_heads
+        for i, block in enumerate(net.blocks):
+            w = block.last_head_weights                                             # [B, H, L, L]
+            own = w[:, hm:].mean(1)
             for d in range(2):
-                maps[f"cross{d}"] = net.cross[d].last_weights[s]
+                maps[f"domain{d}.{i}"] = _at(_at(own, time[d], 1), time[d], 2)
+            if net.cross_domain:
+                maps[f"mixed.{i}"] = w[:, :hm].mean(1)
+        if net.cross_domain:
+            for d in range(2):
+                maps[f"cross{d}"] = _at(maps[f"mixed.{len(net.blocks) - 1}"], time[d], 1)
         return maps
+
+
+def _at(weights: torch.Tensor, index: torch.Tensor, axis: int) -> torch.Tensor:
+    """weights [B, Lq, Lk] with rows (axis 1) or columns (axis 2) taken at index [B, M] (-1: a zero row/column)."""
+    safe = index.clamp(min=0)
+    if axis == 1:
+        out = weights.gather(1, safe[..., None].expand(-1, -1, weights.shape[2]))
+        return out * (index >= 0)[..., None]
+    out = weights.gather(2, safe[:, None, :].expand(-1, weights.shape[1], -1))
+    return out * (index >= 0)[:, None, :]

@@ -16,4 +16,4 @@ from .sequential import SequentialConfig, SingleSequenceRecommender
 
 def SASRec(space: ItemSpace, config: SequentialConfig = SequentialConfig()) -> SingleSequenceRecommender:
     return SingleSequenceRecommender(space, config, lambda c: CausalTransformer(c.d, c.n_blocks, c.n_heads,
-                                                                                c.dropout, c.max_len))
+                                                                                c.dropout, c.max_len, c.pos_std))

@@ -26,11 +26,14 @@ class SequentialConfig:
     max_len: int = 50
     view: str = "mixed"          # "mixed" | "domain"
     n_negatives: int = 500       # per domain per batch; 0 = full softmax
+    loss_weighting: str = "domain"   # base.LOSS_WEIGHTINGS
+    pos_std: float = 0.02        # SASRec's position table at init (blocks.CausalTransformer); GRU4Rec has none
+    item_scale: float = 1.0      # item inputs times this (SASRec's paper: sqrt(d)); the output table is unscaled
 
 
 class SingleSequenceRecommender(SequentialModel):
     def __init__(self, space: ItemSpace, config: SequentialConfig, make_encoder):
-        super().__init__(space, config.n_negatives)
+        super().__init__(space, config.n_negatives, config.loss_weighting)
         if config.view not in ("mixed", "domain"):
             raise ValueError(f"view must be 'mixed' or 'domain', got {config.view!r}")
         self.config = config
@@ -41,7 +44,8 @@ class SingleSequenceRecommender(SequentialModel):
 
     def _encode(self, seq: torch.Tensor, encoder) -> torch.Tensor:
         valid = seq != self.space.n_items
-        return encoder(self.items(seq)[0], valid)
+        x = self.items(seq)[0]
+        return encoder(x * self.config.item_scale if self.config.item_scale != 1.0 else x, valid)
 
     def objectives(self, t):
         if self.config.view == "mixed":
