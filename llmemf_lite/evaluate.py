@@ -194,22 +194,43 @@ def count_greater_and_ties(scores, targets, domain_mask=None, candidates=None):
     return greater, torch.clamp(ties, min=0)
 
 
+def history_mask(views, n_items: int, device="cpu"):
+    """[B, n_items] bool: True at the items of each row's history (the merged window the model reads)."""
+    import torch
+
+    mixed = torch.as_tensor(views.mixed, device=device)
+    out = torch.zeros(len(mixed), n_items + 1, dtype=torch.bool, device=device)   # the last column: PAD
+    out.scatter_(1, mixed, True)
+    return out[:, :n_items]
+
+
 def evaluate_ranking(model, views, targets: np.ndarray, space: ItemSpace, candidates: np.ndarray,
                      config: EvalConfig = EvalConfig(), device: str = "cpu") -> pd.DataFrame:
-    """Score every case under both protocols; one row per (case, protocol) with greater, ties and the metrics."""
+    """Score every case under both protocols; one row per (case, protocol) with greater, ties and the metrics.
+
+    Full ranking ranks the target among every item of its domain except the user's own history items (the data
+    have no repeat interactions, so a history item ranked above the target is a sure miss that no deployed
+    recommender would make; RecBole's full ranking masks them too). The sampled protocol keeps the LLMCDSR
+    convention: the target against its candidates, whatever they are, so candidate files of other codebases
+    compare. The frozen content tables are projected once for all batches (`item_tables`)."""
+    import contextlib
+
     import torch
 
     item_domain = torch.as_tensor(space.domain_of(np.arange(space.n_items)), device=device)
     rows = {p: {"greater": [], "ties": []} for p in PROTOCOLS}
     model.eval()
-    with torch.inference_mode():
+    tables = model.item_tables() if hasattr(model, "item_tables") else contextlib.nullcontext()
+    with torch.inference_mode(), tables:
         for start in range(0, len(targets), config.batch_size):
             idx = np.arange(start, min(start + config.batch_size, len(targets)))
-            scores = model.score_all(views.take(idx), device=device).float()
+            batch = views.take(idx)
+            scores = model.score_all(batch, device=device).float()
             tgt = torch.as_tensor(targets[idx], device=device)
             g, t = count_greater_and_ties(scores, tgt, candidates=torch.as_tensor(candidates[idx], device=device))
             rows["sampled"]["greater"].append(g.cpu().numpy()), rows["sampled"]["ties"].append(t.cpu().numpy())
-            mask = item_domain[None, :] == item_domain[tgt][:, None]
+            mask = (item_domain[None, :] == item_domain[tgt][:, None]) & ~history_mask(batch, space.n_items, device)
+            mask[torch.arange(len(tgt), device=device), tgt] = True     # a target is never masked as history
             g, t = count_greater_and_ties(scores, tgt, domain_mask=mask)
             rows["full"]["greater"].append(g.cpu().numpy()), rows["full"]["ties"].append(t.cpu().numpy())
     frames = []

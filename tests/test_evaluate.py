@@ -117,3 +117,30 @@ def test_saved_candidates_are_reused_only_for_the_same_cases_and_seed(tmp_path):
     np.save(path, bad)
     assert np.array_equal(_fixed_candidates(path, other, SPACE, EvalConfig(n_negatives=999, candidate_seed=5), 1),
                           seeded)
+
+
+def test_full_ranking_leaves_out_the_users_own_history_items_and_sampled_keeps_the_llmcdsr_convention():
+    """A model that scores the user's history items highest: under full ranking they are not competitors (the data
+    have no repeat interactions), so the target is first; the sampled protocol ranks against its candidates as
+    given, history items included."""
+    from llmemf_lite.batching import evaluation_views
+    from llmemf_lite.evaluate import evaluate_ranking
+
+    space = ItemSpace(20, 30)
+    history, target = [3, 25, 4, 30], 5
+
+    class HistoryFirst:
+        def eval(self):
+            return self
+
+        def score_all(self, views, device="cpu"):
+            scores = torch.zeros(len(views), space.n_items)
+            scores[:, target] = 1.0
+            scores[:, [3, 4, 25, 30]] = 2.0                      # the history, above the target
+            return scores
+
+    views, targets = evaluation_views([np.array(history + [target])], space, 10)
+    candidates = np.array([[3, 4, 6, 7, 8]])                    # two history items among them
+    frame = evaluate_ranking(HistoryFirst(), views, targets, space, candidates).set_index("protocol")
+    assert frame.loc["full", "greater"] == 0 and frame.loc["full", "HR@1"] == 1.0
+    assert frame.loc["sampled", "greater"] == 2
