@@ -1,16 +1,25 @@
 """Benchmark: training sequences/s per model, and evaluation test cases/s of the batched evaluator against a
 straightforward per-case loop on the same model and candidates, measured side by side in one run.
 
-    .venv/bin/python benchmarks/bench_train_eval.py [--source synthetic|llmcdsr] [--steps 20] [--device cuda]
+    .venv/bin/python benchmarks/bench_train_eval.py [--source synthetic|llmcdsr] [--steps 20] [--batch-size 128]
 
+Training: the models' steps are interleaved (one step of each model in turn, `--rounds` rounds), so a machine whose
+speed drifts slows every model alike; one torch thread unless --threads. The item features are random vectors of
+the real widths (text 384, image 512; the real Food-Kitchen data have no images, so there: text only).
 The per-case loop is what a first implementation does: for each test case, score its history alone, then count
-the candidates above and tied with the target. Both paths must give the same ranks (asserted on a CPU; on a GPU
-the count of cases ranked alike is printed).
+the candidates above and tied with the target. Both paths must give the same ranks (asserted on a CPU).
+Writes results/benchmarks/train_eval_<pair>_<source>.json: sequences_per_s (model -> training sequences/s),
+ratios to SASRec, eval_ratio (batched over per-case), the machine and the commit.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
+import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,7 +28,7 @@ from llmemf_lite.batching import evaluation_views, training_views
 from llmemf_lite.data.build import build_dataset
 from llmemf_lite.evaluate import EvalConfig, evaluate_ranking, sample_candidates
 from llmemf_lite.models import ItemFeatures, build_model
-
+from llmemf_lite.paths import project_root, results_dir
 
 def per_case_loop(model, views, targets, candidates, device="cpu"):
     greater, ties = [], []
@@ -34,48 +43,87 @@ def per_case_loop(model, views, targets, candidates, device="cpu"):
     return np.array(greater), np.array(ties)
 
 
+def machine() -> str:
+    """The CPU's model, family and vector extension, and the core count ("AMD EPYC (family 25, AVX-512), 2 cores")."""
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.is_file() else []
+
+    def field(key: str, default: str = "") -> str:
+        return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(key)), default)
+    flags = field("flags").split()
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{field('model name', platform.processor())} (family {field('cpu family', '?')}, {vector}), " \
+        f"{os.cpu_count()} cores"
+
+
+def commit() -> str:
+    """The checkout's commit, with "-dirty" where the working tree differs from it."""
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=project_root(), capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+MODELS = (("gru4rec", {}), ("sasrec", {}), ("bert4rec", {}), ("c2dsr", {}), ("llmemf_id", {}), ("llmemf", {}),
+          ("llmemf_representation_fusion", {"fusion": "representation"}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--source", default="synthetic")
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--steps", type=int, default=20, help="timed training steps per model")
+    ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--cases", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="cpu | cuda: where both training and evaluation run")
     args = ap.parse_args()
     device = args.device
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    ds = build_dataset("food_kitchen", args.source)
+    ds = build_dataset("food_kitchen", args.source, args.data_dir)
     space = ds.space
-    train = training_views(list(ds.split("train")["items"]), space, 50)
+    train_seqs = list(ds.split("train")["items"])
+    train = training_views(train_seqs, space, 50)
     views, targets = evaluation_views(list(ds.split("test")["items"])[:args.cases], space, 50)
     cands = sample_candidates(targets, space, 999, seed=0)
     rng = np.random.default_rng(0)
     feats = ItemFeatures().add("text", rng.normal(size=(space.n_items, 384)).astype(np.float32),
-                               np.ones(space.n_items, bool)).add(
-        "image", rng.normal(size=(space.n_items, 512)).astype(np.float32), np.ones(space.n_items, bool))
-    where = (torch.cuda.get_device_name(0) if device.startswith("cuda")
-             else f"cpu, torch threads {torch.get_num_threads()}")
-    print(f"dataset {ds.pair.name} ({args.source}), {where}")
-    print("\n| model | training sequences/s |\n|---|---|")
+                               np.ones(space.n_items, bool))
+    if args.source == "synthetic":
+        feats.add("image", rng.normal(size=(space.n_items, 512)).astype(np.float32), np.ones(space.n_items, bool))
+    where = (torch.cuda.get_device_name(0) if device.startswith("cuda") else f"{machine()}, torch threads "
+             f"{torch.get_num_threads()}")
+    print(f"dataset {ds.pair.name} ({args.source}), channels {['id', *feats.vectors]}, {where}")
     gen = torch.Generator().manual_seed(0)
-    for label, name, overrides in (("gru4rec", "gru4rec", {}), ("sasrec", "sasrec", {}),
-                                   ("sasrec_domain", "sasrec_domain", {}),
-                                   ("llmemf (score fusion, the default)", "llmemf", {}),
-                                   ("llmemf (representation fusion)", "llmemf", {"fusion": "representation"})):
-        model = build_model(name, space, feats, **overrides).to(device)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        batches = [rng.choice(len(train), 64, replace=False) for _ in range(args.steps + 2)]
-        for i, idx in enumerate(batches):
-            if i == 2:
-                _sync(device)
-                start = time.perf_counter()
-            loss = model(train.take(idx), device, gen)
-            opt.zero_grad()
+    models, optims = {}, {}
+    for label, overrides in MODELS:
+        name = "llmemf" if label.startswith("llmemf_rep") else label
+        if "image" not in feats.vectors and name == "llmemf":
+            overrides = {**overrides, "use_image": False}
+        models[label] = build_model(name, space, feats, train_sequences=train_seqs, **overrides).to(device)
+        optims[label] = torch.optim.AdamW(models[label].parameters(), lr=1e-3)
+    batches = [rng.choice(len(train), args.batch_size, replace=False) for _ in range(args.steps + 2)]
+    seconds = dict.fromkeys(models, 0.0)
+    for i, idx in enumerate(batches):          # one step of every model in turn; the first two are warm-up
+        views_i = train.take(idx)
+        for label, model in models.items():
+            _sync(device)
+            start = time.perf_counter()
+            loss = model(views_i, device, gen)
+            optims[label].zero_grad()
             loss.backward()
-            opt.step()
-        _sync(device)
-        print(f"| {label} | {64 * args.steps / (time.perf_counter() - start):.0f} |")
+            optims[label].step()
+            _sync(device)
+            if i >= 2:
+                seconds[label] += time.perf_counter() - start
+    rate = {label: round(args.batch_size * args.steps / s, 1) for label, s in seconds.items()}
+    print("\n| model | training sequences/s | x SASRec |\n|---|---|---|")
+    for label, r in rate.items():
+        print(f"| {label} | {r:.0f} | {r / rate['sasrec']:.2f} |")
 
-    model = build_model("llmemf", space, feats).to(device).eval()
+    model = models["llmemf"].eval()
     few = np.arange(min(8, len(targets)))   # warm-up of both paths (first calls on a GPU pay for set-up)
     evaluate_ranking(model, views.take(few), targets[few], space, cands[few], EvalConfig(), device)
     per_case_loop(model, views.take(few), targets[few], cands[few], device)
@@ -94,6 +142,18 @@ def main() -> None:
     print(f"\nevaluation of {len(targets)} cases (LLM-EMF, both protocols batched vs sampled only per case):")
     print(f"batched {len(targets) / batched:.0f} cases/s, per-case loop {len(targets) / looped:.0f} cases/s, "
           f"ratio {looped / batched:.1f}x (same ranks in {same.sum()} of {len(same)} cases)")
+    out = results_dir() / "benchmarks" / f"train_eval_{ds.pair.name}_{args.source}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = {"command": f"benchmarks/bench_train_eval.py --source {args.source} --steps {args.steps} "
+                         f"--batch-size {args.batch_size} --threads {args.threads}",
+              "machine": where, "commit": commit(), "batch_size": args.batch_size, "steps": args.steps,
+              "channels": ["id", *feats.vectors], "sequences_per_s": rate,
+              "ratio_to_sasrec": {k: round(v / rate["sasrec"], 3) for k, v in rate.items()},
+              "eval_cases": int(len(targets)), "eval_batched_cases_per_s": round(len(targets) / batched, 1),
+              "eval_per_case_cases_per_s": round(len(targets) / looped, 1),
+              "eval_ratio": round(looped / batched, 1), "eval_same_ranks": int(same.sum())}
+    out.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"written: {out}")
 
 
 def _sync(device: str) -> None:

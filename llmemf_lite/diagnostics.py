@@ -1,0 +1,175 @@
+"""Training diagnostics: decisive one-change-at-a-time experiments on the real Food-Kitchen data, each a list of
+variants run through `experiment.run_experiment` under one protocol, so that the only difference between two rows
+is the change named in their labels.
+
+    python -m llmemf_lite.diagnostics position_init objective loss_weighting content_dropout
+
+Each experiment writes results/diagnostics/<name>/food_kitchen_llmcdsr/ (metrics.csv, history.csv, summary.md; see
+`experiment.py`); `init_norms` writes results/diagnostics/init_norms.csv (the position / item input norms of every
+model with a position table, at initialisation). What each experiment found and the decision taken is in
+docs/diagnostics.md. A variant shared by two experiments (the same model and overrides) is trained once: the second
+experiment resumes its finished checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from .experiment import ExperimentConfig, RunSpec, run_experiment
+
+
+@dataclass
+class DiagnosticsConfig:
+    data_dir: str = "../shared/data/food-kitchen"
+    seeds: tuple = (0,)
+    epochs: int = 12
+    patience: int = 3
+    batch_size: int = 128
+    workers: int = 0               # runs side by side, one thread each (0: one per core)
+    progress: bool = True
+
+
+OLD_POS = {"pos_std": 1.0}         # the position tables' initialisation before the fix (nn.Embedding's N(0, 1))
+TITLES = dict(text_encoder="minilm", text_source="title")   # the real data's text channel: MiniLM over titles
+
+# name -> variants; each label names its one change against the experiment's reference row
+EXPERIMENTS: dict[str, list[RunSpec]] = {
+    "position_init": [
+        RunSpec("sasrec, positions N(0, 1)", "sasrec", OLD_POS),
+        RunSpec("sasrec, positions N(0, 0.02)", "sasrec", {}),
+        RunSpec("sasrec, positions N(0, 1), items x sqrt(d)", "sasrec", {**OLD_POS, "item_scale": 8.0}),
+        RunSpec("llmemf_id, positions N(0, 1)", "llmemf_id", OLD_POS),
+        RunSpec("llmemf_id, positions N(0, 0.02)", "llmemf_id", {}),
+    ],
+    "objective": [
+        RunSpec("sasrec, 500 sampled negatives", "sasrec", {}),
+        RunSpec("sasrec, 2000 sampled negatives", "sasrec", {"n_negatives": 2000}),
+        RunSpec("sasrec, full softmax", "sasrec", {"n_negatives": 0}),
+        RunSpec("gru4rec, 500 sampled negatives", "gru4rec", {}),
+        RunSpec("gru4rec, full softmax", "gru4rec", {"n_negatives": 0}),
+    ],
+    "loss_weighting": [
+        RunSpec("sasrec, domain means summed", "sasrec", {}),
+        RunSpec("sasrec, every target alike", "sasrec", {"loss_weighting": "target"}),
+        RunSpec("gru4rec, domain means summed", "gru4rec", {}),
+        RunSpec("gru4rec, every target alike", "gru4rec", {"loss_weighting": "target"}),
+        RunSpec("llmemf_id, domain means summed", "llmemf_id", {}),
+        RunSpec("llmemf_id, every target alike", "llmemf_id", {"loss_weighting": "target"}),
+    ],
+    "content_dropout": [
+        RunSpec("llmemf, content dropout 0.2", "llmemf", {}, **TITLES),
+        RunSpec("llmemf, content dropout 0", "llmemf", {"content_dropout": 0.0}, **TITLES),
+    ],
+}
+
+
+def run_diagnostic(name: str, config: DiagnosticsConfig = DiagnosticsConfig(), only: str | None = None):
+    """Run (or resume) one experiment; `only`: just its variants whose label starts with this (e.g. "sasrec,")."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown diagnostic {name!r}; known: {sorted(EXPERIMENTS)} and 'init_norms'")
+    specs = [s for s in EXPERIMENTS[name] if only is None or s.label.startswith(only)]
+    cfg = ExperimentConfig(name=f"diagnostics/{name}", source="llmcdsr", data_dir=config.data_dir,
+                           seeds=config.seeds, epochs=config.epochs, patience=config.patience,
+                           batch_size=config.batch_size, workers=config.workers, progress=config.progress)
+    return run_experiment(cfg, specs)
+
+
+def summary(name: str, root=None):
+    """One row per variant of a diagnostic that has run: seeds, validation NDCG@10 (sampled, the selection score)
+    at the best epoch, best and last epoch (a best epoch within `patience` of the budget is budget-limited: the
+    run stopped on its budget, not on the validation score), and test NDCG@10 per domain (sampled protocol), mean
+    and std over seeds. None where the experiment has not run."""
+    import pandas as pd
+
+    from .paths import results_dir
+
+    folder = (root or results_dir()) / "diagnostics" / name / "food_kitchen_llmcdsr"
+    if not (folder / "metrics.csv").is_file():
+        return None
+    metrics, history = pd.read_csv(folder / "metrics.csv"), pd.read_csv(folder / "history.csv")
+    budget = DiagnosticsConfig.epochs
+    rows = []
+    for label in dict.fromkeys(s.label for s in EXPERIMENTS[name]):
+        runs = history[history["label"] == label]
+        if runs.empty:
+            continue
+        per_seed = runs.loc[runs.groupby("seed")["valid_score"].idxmax()]
+        last = runs.groupby("seed")["epoch"].max()
+        test = metrics[(metrics["label"] == label) & (metrics["protocol"] == "sampled")]
+        row = {"variant": label, "seeds": len(per_seed),
+               "valid NDCG@10": _mean_std(per_seed["valid_score"]),
+               "best epoch": "/".join(str(int(e)) for e in per_seed["epoch"]),
+               "last epoch": "/".join(str(int(e)) for e in last),
+               "budget-limited": "yes" if (per_seed["epoch"].to_numpy() > budget - DiagnosticsConfig.patience).any()
+               else "no"}
+        for domain, group in test.groupby("domain", sort=False):
+            row[f"test NDCG@10 {domain}"] = _mean_std(group["NDCG@10"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _mean_std(values) -> str:
+    import numpy as np
+
+    values = np.asarray(values, float)
+    return f"{values.mean():.4f}" + (f" ± {values.std():.4f}" if len(values) > 1 else "")
+
+
+def init_norms(d: int = 64, n_items: int = 1000, seed: int = 0):
+    """Mean row norm of the position table and of the item inputs of every model with a position table, at
+    initialisation, and their ratio (a frame; written by `main`). Item inputs as the encoder sees them (C2DSR:
+    graph-enhanced + ID, times sqrt(d))."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from .data.dataset import ItemSpace
+    from .models import build_model
+
+    space = ItemSpace(n_items // 2, n_items - n_items // 2)
+    rng = np.random.default_rng(seed)
+    seqs = [rng.integers(0, n_items, 8) for _ in range(50)]
+    ids = torch.arange(n_items)
+    rows = []
+    for name, overrides in (("sasrec", OLD_POS), ("sasrec", {}), ("llmemf_id", OLD_POS), ("llmemf_id", {}),
+                            ("bert4rec", {}), ("c2dsr", {})):
+        torch.manual_seed(seed)
+        model = build_model(name, space, train_sequences=seqs, **({"d": d} | overrides))
+        if name == "sasrec":
+            pos, items = model.encoders[0].pos.weight, model.items(ids)[0] * model.config.item_scale
+        elif name == "llmemf_id":
+            pos, items = model.network.pos.weight, model._input_items(ids)
+        elif name == "bert4rec":
+            pos, items = model.pos.weight, model.items.table(ids)
+        else:
+            pos, items = model.encoders[0].pos.weight, model._item_inputs()[2](ids)
+        p, i = float(pos.detach().norm(dim=-1).mean()), float(items.detach().norm(dim=-1).mean())
+        rows.append({"model": name, "setting": "positions N(0, 1)" if overrides else "default",
+                     "position_norm": round(p, 4), "item_norm": round(i, 4), "ratio": round(p / i, 2)})
+    return pd.DataFrame(rows)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="+", help=f"{sorted(EXPERIMENTS)} or init_norms")
+    parser.add_argument("--epochs", type=int, default=DiagnosticsConfig.epochs)
+    parser.add_argument("--workers", type=int, default=DiagnosticsConfig.workers)
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(DiagnosticsConfig.seeds))
+    parser.add_argument("--only", default=None, help="just the variants whose label starts with this")
+    args = parser.parse_args(argv)
+    for name in args.names:
+        if name == "init_norms":
+            from .paths import results_dir
+
+            out = results_dir() / "diagnostics" / "init_norms.csv"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            init_norms().to_csv(out, index=False)
+            print(f"{out}:\n{init_norms().to_string(index=False)}")
+            continue
+        run_diagnostic(name, DiagnosticsConfig(seeds=tuple(args.seeds), epochs=args.epochs, workers=args.workers),
+                       args.only)
+        print(f"{name}: done")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+import json
+
+import pandas as pd
+import pytest
+
+from llmemf_lite.tuning import TuningConfig, grid, run_final, run_grid
+from tests.helpers_small import SMALL
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMEMF_HOME", str(tmp_path))
+    monkeypatch.setenv("LLMEMF_ARTIFACTS", str(tmp_path / "artifacts"))
+    return tmp_path
+
+
+def test_every_model_gets_the_same_grid():
+    cfg = TuningConfig(models=("sasrec", "llmemf"))
+    specs = grid(cfg)
+    per_model = {m: [(s.overrides, s.train) for s in specs if s.model == m] for m in cfg.models}
+    assert len(per_model["sasrec"]) == 4 and per_model["sasrec"] == per_model["llmemf"]
+    assert {s.train["lr"] for s in specs} == {1e-3, 3e-3} and {s.overrides["dropout"] for s in specs} == {0.2, 0.5}
+
+
+@pytest.mark.slow
+def test_the_grid_records_its_scores_and_choice_and_the_final_run_reuses_seed_0(home):
+    cfg = TuningConfig(source="synthetic", data_dir=None, synthetic=SMALL, models=("sasrec",), lrs=(1e-3, 3e-3),
+                       dropouts=(0.2,), epochs=2, patience=1, final_seeds=(0, 1), n_negatives=99, workers=1)
+    choice = run_grid(cfg)
+    saved = json.loads((home / "results" / "tuning" / "food_kitchen_synthetic" / "choice.json").read_text())
+    assert saved == choice and [r["label"] for r in saved["sasrec"]["grid"]] == ["sasrec lr=0.001 dropout=0.2",
+                                                                                 "sasrec lr=0.003 dropout=0.2"]
+    best = max(saved["sasrec"]["grid"], key=lambda r: r["valid_NDCG@10"])
+    assert saved["sasrec"]["chosen"] == best["label"]
+    run_final(cfg)
+    final = pd.read_csv(home / "results" / "04_train" / "food_kitchen_synthetic" / "metrics.csv")
+    assert set(final["label"]) == {"pop", "sasrec"} and set(final["seed"]) == {0, 1}
+    tuned = pd.read_csv(home / "results" / "tuning" / "food_kitchen_synthetic" / "metrics.csv")
+    pick = lambda f, label: f[(f["label"] == label) & (f["seed"] == 0)].sort_values(["protocol", "domain"])
+    assert pick(final, "sasrec")["NDCG@10"].tolist() == pick(tuned, best["label"])["NDCG@10"].tolist()
