@@ -329,7 +329,7 @@ def ablation_reading(metrics: pd.DataFrame, reference: str = "LLM-EMF (full)", e
              "", f"**Each variant against `{reference}`**:", ""]
     effects = claims.ablation_effects(metrics, reference)
     for label, eff in effects.groupby("B", sort=False):
-        lines.append(f"- `{label}`: the full model {_verdict_words(eff)}.")
+        lines.append(f"- `{label}`: *the full model beats it* {_verdict_words(eff)}.")
     return "\n".join(lines)
 
 

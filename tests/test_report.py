@@ -1,0 +1,151 @@
+"""The docs' numbers are results/' numbers: every generated table of README.md and docs/ matches its file; the
+readings the notebooks end on; committed notebooks carry no run record and the installed kernel's kernelspec."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from llmemf_lite import claims, report
+from llmemf_lite.paths import project_root
+
+ROOT = project_root()
+sys.path.insert(0, str(ROOT / "tools"))
+import nbbuild  # noqa: E402
+
+
+def test_every_committed_table_matches_its_results_file():
+    stale = report.stale()
+    assert not stale, (f"generated tables differ from their results files: {stale}; "
+                       "run `.venv/bin/python -m llmemf_lite.report` and commit the result")
+
+
+def test_the_readme_and_every_docs_page_it_links_exist_and_are_short_enough():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    assert readme.split("```bash\n", 1)[1].startswith("make reproduce") and "make test" in readme.split("```")[1]
+    for page in ("data", "enrichment", "embeddings", "model", "evaluation", "training", "performance",
+                 "reproducing", "results"):
+        assert (ROOT / "docs" / f"{page}.md").is_file() and f"docs/{page}.md" in readme
+    assert "<!-- report:headline -->" in readme
+
+
+@pytest.mark.parametrize("word", ["this session", "previous session", "a reviewer", "today", "earlier day"])
+def test_the_docs_speak_about_the_project_only(word):
+    for path in report.documents() + [ROOT / "CHANGELOG.md"]:
+        assert word not in path.read_text().lower(), f"{path.name} says {word!r}"
+
+
+def _metrics(seeds=(0, 1, 2)):
+    # seeds 0, 1, 2 spread each variant by 0.01 either way: a spread of 0.012 against effects of 0.1 and 0.001
+    rows = [{"label": label, "seed": s, "protocol": p, "domain": d, "NDCG@10": base + 0.01 * (s - 1), "best_epoch": 4}
+            for label, base in (("LLM-EMF (full)", 0.30), ("w/o image", 0.20), ("w/o text", 0.299))
+            for s in seeds for p in ("full", "sampled") for d in ("movie", "book")]
+    return pd.DataFrame(rows)
+
+
+def test_one_seed_has_no_plus_minus_and_no_verdict():
+    one = _metrics(seeds=(0,))
+    assert report.mean_std([0.25]) == "0.2500" and report.mean_std([0.2, 0.3], 2) == "0.25 ± 0.05"
+    assert "±" not in "".join(report.metric_table(one).iloc[:, 1:].to_numpy().ravel())
+    assert set(claims.effect(one, "LLM-EMF (full)", "w/o image")["verdict"]) == {"one seed"}
+    assert "one seed" in report.training_reading(one.assign(label=one["label"].map(
+        {"LLM-EMF (full)": "llmemf", "w/o image": "sasrec", "w/o text": "pop"})), epochs=4)
+
+
+def test_tables_keep_the_pairs_order_sampled_first_and_bold_the_best():
+    table = report.metric_table(_metrics())
+    assert list(table.columns) == ["variant", "Movie, 999 sampled", "Book, 999 sampled", "Movie, full ranking",
+                                   "Book, full ranking"]
+    assert table["Movie, 999 sampled"].iloc[0].startswith("**") and "±" in table["Movie, 999 sampled"].iloc[1]
+    verdicts = claims.verdict_table({"05_ablations": _metrics()})
+    assert list(verdicts.columns) == ["claim", "movie, sampled", "book, sampled", "movie, full", "book, full"]
+    assert verdicts.set_index("claim").loc["images help"].str.startswith("holds").all()
+    assert verdicts.set_index("claim").loc["text helps"].str.startswith("within noise").all()
+
+
+def test_the_ablation_reading_shows_the_claims_as_a_table():
+    text = report.ablation_reading(_metrics(), data="movie_book (synthetic)")
+    assert "| claim | movie, sampled |" in text and "| images help | holds" in text
+    assert "`w/o text`: *the full model beats it* within noise in 4 of 4 cells" in text
+
+
+def _project(tmp_path, monkeypatch, doc: str) -> Path:
+    monkeypatch.setenv("LLMEMF_HOME", str(tmp_path))
+    (tmp_path / "docs").mkdir()
+    folder = tmp_path / "results" / "04_train" / "food_kitchen_synthetic"
+    folder.mkdir(parents=True)
+    _metrics(seeds=(0,)).assign(domain=lambda f: f["domain"].map({"movie": "food", "book": "kitchen"})).to_csv(
+        folder / "metrics.csv", index=False)
+    page = tmp_path / "docs" / "results.md"
+    page.write_text(doc)
+    return page
+
+
+def test_render_fills_between_the_markers_links_from_the_page_and_finds_stale_tables(tmp_path, monkeypatch):
+    page = _project(tmp_path, monkeypatch, "before\n<!-- report:default_04 -->\nold\n<!-- /report:default_04 -->\nafter\n")
+    assert report.stale(tmp_path) == ["docs/results.md: default_04"]
+    assert report.write(tmp_path) == [page] and report.stale(tmp_path) == []
+    text = page.read_text()
+    assert text.startswith("before\n<!-- report:default_04 -->\nTest NDCG@10, 1 seed (0)") and text.endswith(
+        "<!-- /report:default_04 -->\nafter\n")
+    assert "(../results/04_train/food_kitchen_synthetic/metrics.csv)" in text and "`make reproduce`" in text
+
+
+@pytest.mark.parametrize("doc, message", [
+    ("<!-- report:nonsense -->\n<!-- /report:nonsense -->\n", "results.md:1: unknown report table 'nonsense'"),
+    ("x\n<!-- report:default_04 -->\nno end\n", "results.md:2: `<!-- report:default_04 -->` has no closing"),
+])
+def test_a_bad_marker_names_the_file_and_line(tmp_path, monkeypatch, doc, message):
+    page = _project(tmp_path, monkeypatch, doc)
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        report.render(doc, page)
+
+
+def test_the_setting_differences_are_written_once():
+    text = (ROOT / "docs" / "results.md").read_text()
+    body = claims.SETTING_DIFFERENCES.split("\n", 2)[2].strip()
+    assert "<!-- report:setting_differences -->\n" + body in text
+    assert body not in (ROOT / "README.md").read_text()
+
+
+def test_text_tables_are_left_aligned_uncut_and_the_same_on_every_run():
+    frame = pd.DataFrame({"title": ["a" * 200, "b"]})
+    html = report.TextTable(frame)._repr_html_()
+    assert "a" * 200 in html and "text-align: left" in html and html == report.TextTable(frame.copy())._repr_html_()
+    assert repr(report.TextTable(frame)) == frame.to_string()
+
+
+def test_nbbuild_kernelspec_is_the_installed_kernels():
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    installed = KernelSpecManager().get_kernel_spec(nbbuild.KERNELSPEC["name"])
+    assert installed.display_name == nbbuild.KERNELSPEC["display_name"]
+    assert installed.language == nbbuild.KERNELSPEC["language"]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.name)
+def test_committed_notebooks_carry_no_run_record(path):
+    nb = json.loads(path.read_text())
+    assert "papermill" not in nb["metadata"], f"{path.name}: run `python tools/nbbuild.py clean {path}`"
+    assert nb["metadata"]["kernelspec"] == nbbuild.KERNELSPEC
+    for cell in nb["cells"]:
+        assert not {"papermill", "execution"} & set(cell.get("metadata", {})), f"{path.name}: cell {cell.get('id')}"
+
+
+def test_clean_strips_the_run_record_and_keeps_the_rest(tmp_path):
+    nb = {"cells": [{"cell_type": "code", "id": "c00", "execution_count": 1, "outputs": [], "source": "1",
+                     "metadata": {"tags": ["parameters"], "execution": {"iopub.status.idle": "t"},
+                                  "papermill": {"duration": 0.1}}}],
+          "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                       "language_info": {"name": "python"}, "papermill": {"input_path": "/tmp/x.ipynb"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "n.ipynb"
+    path.write_text(json.dumps(nb))
+    assert nbbuild.clean_notebook(path) and not nbbuild.clean_notebook(path)
+    clean = json.loads(path.read_text())
+    assert clean["metadata"] == {"kernelspec": nbbuild.KERNELSPEC, "language_info": {"name": "python"}}
+    assert clean["cells"][0]["metadata"] == {"tags": ["parameters"]}
