@@ -110,19 +110,29 @@ def _save_checkpoint(path: Path, model, optimizer, meta: dict) -> None:
     tmp.replace(path)  # atomic: a crash mid-write leaves the previous checkpoint intact
 
 
-def read_meta(path: Path) -> dict:
-    from safetensors import safe_open
+def _open_checkpoint(path: Path, read):
+    """`read(safe_open handle)` on the checkpoint at `path`; a damaged file (truncated, overwritten, no record) is a
+    DataFormatError that names it and says what deleting it does."""
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        return json.loads(f.metadata()["meta"])
+    from .data.errors import DataFormatError
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return read(f)
+    except (SafetensorError, OSError, KeyError, TypeError, json.JSONDecodeError) as e:
+        raise DataFormatError(path, f"not a readable checkpoint ({type(e).__name__}: {e}); delete its folder "
+                              f"{Path(path).parent} and the run trains afresh",
+                              expected="a safetensors file written by train_model") from None
+
+
+def read_meta(path: Path) -> dict:
+    return _open_checkpoint(path, lambda f: json.loads(f.metadata()["meta"]))
 
 
 def load_checkpoint(path: Path, model, optimizer=None) -> dict:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads(f.metadata()["meta"])
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    meta, tensors = _open_checkpoint(path, lambda f: (json.loads(f.metadata()["meta"]),
+                                                      {k: f.get_tensor(k) for k in f.keys()}))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     if optimizer is not None:
         sd = optimizer.state_dict()
