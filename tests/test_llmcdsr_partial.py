@@ -33,15 +33,16 @@ def partial_release(tmp_path, *, instance_num="2\n2\n1 ", drop=("train_B.txt", "
 def test_absent_files_are_named_in_the_card_with_what_follows(tmp_path):
     ds = import_llmcdsr(partial_release(tmp_path), "movie_book")
     assert ds.card["absent_files"] == {
-        "train_B.txt": "the 2 book-only training users listed in instance_num.txt are not in the training split",
-        "text_B.pkl": "the 2 book items have no title: their text channel is masked (mask False), only their ID "
-                      "channel exists"}
+        "train_B.txt": {"consequence": "the 2 book-only training users listed in instance_num.txt are not in the "
+                                       "training split", "short": "2 book-only users: not in training"},
+        "text_B.pkl": {"consequence": "the 2 book items have no title: their text channel is masked (mask False), "
+                                      "only their ID channel exists", "short": "2 book items untitled: text masked"}}
     assert ds.card["sequences"]["train"] == {"mixed": 1, "single_x": 2, "single_y": 0}
     assert ds.items["title"].tolist()[:3] == ["Green Tea", "Basil Pesto", "Flour"]
     assert ds.items["title"].iloc[3:].isna().all() and ds.card["coverage"]["titles_book"] == 0.0
-    table = card_table(ds.card)["value"]
-    assert table["absent: train_B.txt"] == ds.card["absent_files"]["train_B.txt"]
-    assert table["absent: text_B.pkl"] == ds.card["absent_files"]["text_B.pkl"]
+    table = card_table(ds.card)["value"]  # notebook 01 shows this table; pandas cuts values past 50 characters
+    assert table["absent: train_B.txt"] == "2 book-only users: not in training"
+    assert table["absent: text_B.pkl"] == "2 book items untitled: text masked"
 
 
 def test_cold_targets_are_the_ones_no_training_line_present_holds(tmp_path):
@@ -57,7 +58,9 @@ def test_cold_targets_are_the_ones_no_training_line_present_holds(tmp_path):
 
 def test_without_instance_num_the_consequence_is_said_without_a_count(tmp_path):
     ds = import_llmcdsr(partial_release(tmp_path, instance_num=None, drop=("train_B.txt",)), "movie_book")
-    assert ds.card["absent_files"] == {"train_B.txt": "the book-only training users are not in the training split"}
+    assert ds.card["absent_files"] == {"train_B.txt": {
+        "consequence": "the book-only training users are not in the training split",
+        "short": "the book-only users: not in training"}}
 
 
 def test_books_without_a_title_have_their_text_masked(tmp_path, artifacts):
@@ -111,4 +114,7 @@ def test_real_movie_book_release(artifacts):
     assert ds.card["eval_targets_cold"]["test"] == {"movie": 1, "book": 207}
     assert ds.card["items_in_train"]["book"] == 23688
     assert set(ds.card["absent_files"]) == {"train_B.txt", "text_B.pkl"}
-    assert "124,889 book-only training users" in ds.card["absent_files"]["train_B.txt"]
+    table = card_table(ds.card)["value"]
+    assert table["absent: train_B.txt"] == "124,889 book-only users: not in training"
+    assert table["absent: text_B.pkl"] == "93,860 book items untitled: text masked"
+    assert all(len(v) <= 50 for v in table if isinstance(v, str))

@@ -150,7 +150,7 @@ def _describe_lengths(lengths: np.ndarray) -> dict:
 def dataset_card(ds: CrossDomainDataset, *, source: str, synthetic: bool, provenance: dict,
                  skipped: dict | None = None, absent: dict | None = None) -> dict:
     """Statistics and provenance of a dataset, as stored in card.json and shown by notebook 01. `absent`: input
-    files of a partial release that are not there, each with what follows from it (`absent_files`)."""
+    files of a partial release that are not there, each {"consequence": sentence, "short": the table's text}."""
     space, seqs, items = ds.space, ds.sequences, ds.items
     card: dict = {"domain_pair": ds.pair.name, "domains": list(ds.pair.domains), "source": source,
                   "synthetic": synthetic, "provenance": provenance,
@@ -229,5 +229,5 @@ def card_table(card: dict) -> "pd.DataFrame":
     rows += [(f"coverage {k.replace('_', ' ')}", f"{v:.1%}") for k, v in card["coverage"].items()]
     skipped = sum(v["count"] for v in card["skipped"].values())
     rows.append(("skipped lines", skipped))
-    rows += [(f"absent: {name}", consequence) for name, consequence in card.get("absent_files", {}).items()]
+    rows += [(f"absent: {name}", what["short"]) for name, what in card.get("absent_files", {}).items()]
     return pd.DataFrame(rows, columns=["statistic", "value"]).set_index("statistic")

@@ -127,17 +127,23 @@ def _index_to_asin(item_set: dict, n: int, path: Path) -> list[str]:
     return asins  # type: ignore[return-value]
 
 
-def _absent_consequence(fname: str, pair: DomainPair, item_counts: tuple[int, int], instances: dict[str, int] | None) -> str:
-    """What an absent optional file means for the dataset, in words for the card."""
+def _absent_consequence(fname: str, pair: DomainPair, item_counts: tuple[int, int],
+                        instances: dict[str, int] | None) -> dict[str, str]:
+    """What an absent optional file means for the dataset: a sentence for the card, and a short form (under
+    pandas' 50-character column width) for `card_table`."""
     if fname.startswith("text_"):
         d = "AB".index(fname[5])
-        return (f"the {item_counts[d]:,} {pair.domains[d]} items have no title: their text channel is masked "
-                "(mask False), only their ID channel exists")
+        n, domain = f"{item_counts[d]:,}", pair.domains[d]
+        return {"consequence": f"the {n} {domain} items have no title: their text channel is masked (mask False), "
+                               "only their ID channel exists",
+                "short": f"{n} {domain} items untitled: text masked"}
     who = {"train_A.txt": f"{pair.x}-only", "train_B.txt": f"{pair.y}-only", "train_overlap.txt": "overlap"}[fname]
     if instances is None:
-        return f"the {who} training users are not in the training split"
-    return (f"the {instances[fname]:,} {who} training users listed in instance_num.txt are not in the training "
-            "split")
+        return {"consequence": f"the {who} training users are not in the training split",
+                "short": f"the {who} users: not in training"}
+    n = f"{instances[fname]:,}"
+    return {"consequence": f"the {n} {who} training users listed in instance_num.txt are not in the training split",
+            "short": f"{n} {who} users: not in training"}
 
 
 def import_llmcdsr(data_dir: str | Path, domain_pair: str = "food_kitchen") -> CrossDomainDataset:
