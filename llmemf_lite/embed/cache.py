@@ -16,10 +16,12 @@ import hashlib
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from ..data.errors import DataFormatError
 from ..paths import artifacts_dir
 
 FORMAT_VERSION = 1
@@ -52,6 +54,14 @@ def _atomic_write(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
+def _load_array(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise DataFormatError(path, f"not a readable array ({e}); delete the folder {path.parent} to compute the "
+                              f"embeddings again", expected="a .npy file written by EmbeddingCache.save") from None
+
+
 class EmbeddingCache:
     def __init__(self, folder: Path, key: str):
         self.folder, self.key = Path(folder), key
@@ -66,7 +76,7 @@ class EmbeddingCache:
         manifest = json.loads(manifest_path.read_text())
         if manifest.get("key") != self.key:
             return None
-        vectors, mask = np.load(self.folder / "vectors.npy"), np.load(self.folder / "mask.npy")
+        vectors, mask = _load_array(self.folder / "vectors.npy"), _load_array(self.folder / "mask.npy")
         n = manifest["coverage"]["items"]
         if vectors.shape != (n, manifest["dim"]) or mask.shape != (n,):
             raise ValueError(f"{self.folder}: vectors {vectors.shape} / mask {mask.shape} do not match the manifest "
@@ -88,9 +98,15 @@ class EmbeddingCache:
         key_file = self.parts / "key.txt"
         if key_file.is_file() and key_file.read_text().strip() == self.key:
             for f in sorted(self.parts.glob("part-*.npz")):
-                with np.load(f, allow_pickle=False) as z:
-                    ids.append(z["ids"]), vecs.append(z["vectors"]), ok.append(z["ok"])
-                    failures += [(int(i), str(e)) for i, e in zip(z["failed_ids"], z["failed_errors"])]
+                try:
+                    with np.load(f, allow_pickle=False) as z:
+                        part = z["ids"], z["vectors"], z["ok"], z["failed_ids"], z["failed_errors"]
+                except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+                    raise DataFormatError(f, f"not a readable part of an interrupted embedding run ({e}); delete "
+                                          f"it and its items are embedded again", expected="an .npz file written "
+                                          "by EmbeddingCache.write_part") from None
+                ids.append(part[0]), vecs.append(part[1]), ok.append(part[2])
+                failures += [(int(i), str(e)) for i, e in zip(part[3], part[4])]
         if not ids:
             return {"ids": np.zeros(0, np.int64), "vectors": None, "ok": np.zeros(0, bool), "failures": failures}
         return {"ids": np.concatenate(ids), "vectors": np.concatenate(vecs), "ok": np.concatenate(ok),
