@@ -31,6 +31,7 @@ test: env
 ## refresh the committed notebooks' outputs (run after changing a notebook or what it shows)
 notebooks: env
 	$(PY) -m llmemf_lite.pipeline --in-place
+	$(PY) tools/nbbuild.py clean notebooks/*.ipynb
 
 ## JupyterLab rooted at the project (README, results/, figures/ in reach), opened on the notebooks folder
 lab: env

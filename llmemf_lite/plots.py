@@ -61,7 +61,7 @@ def plot_item_gallery(ds, path: str | Path, per_domain: int = 6, seed: int = 0) 
                 ax.imshow(Image.open(loc).convert("RGB"), interpolation="nearest")
             else:
                 ax.text(0.5, 0.5, "no image", ha="center", va="center", color="grey")
-            title = ds.items["title"].iat[int(item)] or "(no title)"
+            title = _title_or_none(ds.items["title"].iat[int(item)])
             ax.set_title("\n".join(textwrap.wrap(title, 22)[:3]), fontsize=7)
             ax.set_xticks([]), ax.set_yticks([])
         axes[d][0].set_ylabel(name, fontsize=10)
@@ -130,8 +130,13 @@ def plot_ablation_bars(metrics, path: str | Path, metric: str = "NDCG@10", proto
     return out
 
 
+def _title_or_none(title) -> str:
+    """An item's title, or "(no title)" for a missing one (None, or NaN as parquet gives it back, or blank)."""
+    return title if isinstance(title, str) and title.strip() else "(no title)"
+
+
 def _short(title: str | None, n: int = 28) -> str:
-    title = title or "(no title)"
+    title = _title_or_none(title)
     return title if len(title) <= n else title[: n - 1] + "…"
 
 

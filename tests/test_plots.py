@@ -19,3 +19,12 @@ def test_ablation_figure_has_one_panel_per_domain_and_grows_with_the_variants(tm
     assert w2 / h2 < 3                   # readable proportions, not a ribbon
     pixels = np.asarray(Image.open(many).convert("RGB"))
     assert (np.abs(pixels.astype(int) - [0x1f, 0x3b, 0x73]).sum(-1) < 30).any()   # the reference bar is drawn dark
+
+
+def test_items_without_a_title_are_drawn_as_no_title():
+    """Missing titles come back from parquet as NaN (Books of the partial Movie-Book release): the gallery and
+    the attention labels say "(no title)" (textwrap failed on NaN and notebook 01 stopped)."""
+    from llmemf_lite.plots import _short, _title_or_none
+
+    assert _title_or_none(float("nan")) == _title_or_none(None) == _title_or_none("  ") == "(no title)"
+    assert _short(float("nan")) == "(no title)" and _short("A title") == "A title"
