@@ -7,8 +7,9 @@ import torch
 from llmemf_lite.batching import NO_POS, evaluation_views, training_views
 from llmemf_lite.data.dataset import ItemSpace
 from llmemf_lite.models import build_model
-from llmemf_lite.models.c2dsr import (GraphPropagation, infomax_loss, masked_mean, merged_window,
-                                      transition_graphs)
+from llmemf_lite.models.biased_items import ItemsWithBias
+from llmemf_lite.models.c2dsr import (C2DSR, DropoutMasks, GraphPropagation, OutputItems, infomax_loss,
+                                      masked_mean, merged_window, transition_graphs)
 from tests.helpers_small import small_world
 
 TINY = dict(d=16, n_blocks=1, max_len=20, n_negatives=0)
@@ -44,6 +45,96 @@ def test_graph_propagation_is_the_mean_of_input_and_layer():
     table = torch.randn(7, 4)
     expected = (table + (torch.as_tensor(graph.dense()) @ table + prop.biases[0])) / 2
     torch.testing.assert_close(prop(table), expected)
+
+
+def _graph_of_small_world():
+    ds, *_ = small_world()
+    return ds, transition_graphs(_train_seqs(ds), ds.space)["mixed"]
+
+
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_propagated_rows_are_the_rows_of_the_whole_table_propagation(n_layers):
+    ds, graph = _graph_of_small_world()
+    torch.manual_seed(0)
+    prop = GraphPropagation(graph, d=8, n_layers=n_layers, dropout=0.3).eval()
+    table = torch.randn(graph.n_nodes, 8, requires_grad=True)
+    pad = ds.space.n_items
+    ids = torch.tensor([[3, pad, 3, 17], [graph.n_nodes - 2, 0, 250, pad]])    # repeats, PAD, both domains
+    rows, own = prop.rows(table, ids)
+    full = prop(table)
+    torch.testing.assert_close(rows, full[ids])
+    assert torch.equal(own, table[ids].detach())
+    # and the same gradient into the table
+    weights = torch.randn(rows.shape)
+    (grad_rows,) = torch.autograd.grad((rows * weights).sum(), table)
+    (grad_full,) = torch.autograd.grad((full[ids] * weights).sum(), table)
+    torch.testing.assert_close(grad_rows, grad_full)
+
+
+def test_graph_dropout_is_one_mask_per_row_per_step():
+    ds, graph = _graph_of_small_world()
+    torch.manual_seed(0)
+    rate = 0.3
+    prop = GraphPropagation(graph, d=8, n_layers=1, dropout=rate)
+    table = torch.randn(graph.n_nodes, 8)
+    masks = DropoutMasks(rate, graph.n_nodes)
+    first = torch.arange(0, 120)
+    a, _ = prop.rows(table, first, masks)
+    b, _ = prop.rows(table, torch.arange(100, 300), masks)           # a later lookup of the same step
+    torch.testing.assert_close(b[:20], a[100:])                      # rows 100..119: the masks drawn for a
+    # each lookup is the whole-table formula with the step's masks (rows never needed keep mask 1)
+    drawn = masks.slot[1] >= 0
+    M = torch.ones_like(table)
+    M[drawn] = masks.masks[1][masks.slot[1][drawn]]
+    A = torch.as_tensor(graph.dense())
+    expected = (table + A @ (table * M) + prop.biases[0]) / 2
+    torch.testing.assert_close(torch.cat([a, b]), expected[torch.cat([first, torch.arange(100, 300)])])
+    # F.dropout's rate and scale: each entry 0 or 1 / (1 - rate)
+    values = masks.masks[1]
+    assert ((values == 0) | torch.isclose(values, torch.tensor(1 / (1 - rate)))).all()
+    assert (values == 0).float().mean().item() == pytest.approx(rate, abs=0.03)
+    # a new step draws again
+    c, _ = prop.rows(table, first, DropoutMasks(rate, graph.n_nodes))
+    assert not torch.allclose(a, c)
+
+
+def _whole_table_inputs(model):
+    """C2DSR's item inputs as version 1 computed them: every view's whole table propagated once."""
+    scale = math.sqrt(model.config.d)
+    out = []
+    for table, prop in zip(model.tables, model.propagation):
+        enhanced = prop(table.weight)
+        out.append(lambda ids, e=enhanced, t=table: (e[ids] + t(ids)) * scale)
+    return out
+
+
+@pytest.mark.parametrize("gnn_layers", [1, 2])
+def test_scores_and_loss_without_dropout_match_the_whole_table_model(gnn_layers, monkeypatch):
+    ds, train, valid, *_ = small_world()
+    torch.manual_seed(0)
+    model = build_model("c2dsr", ds.space, train_sequences=_train_seqs(ds), gnn_layers=gnn_layers,
+                        **{**TINY, "n_negatives": 50}).eval()
+    assert model.propagation[0].VERSION == 2      # its random stream changed: older checkpoints are not resumed
+    batch, steps = valid.take(np.arange(20)), train.take(np.arange(48))
+
+    def run():
+        model.zero_grad()
+        with torch.no_grad():
+            scores = model.score_all(batch)
+        loss = model(steps, "cpu", torch.Generator().manual_seed(1))
+        loss.backward()
+        return scores, loss, {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+    scores, loss, grads = run()
+    assert grads["head.table.weight"].layout == torch.strided and grads["tables.0.weight"].layout == torch.strided
+    monkeypatch.setattr(C2DSR, "_item_inputs", _whole_table_inputs)
+    monkeypatch.setattr(OutputItems, "forward", ItemsWithBias.forward)
+    ref_scores, ref_loss, ref_grads = run()
+    torch.testing.assert_close(scores, ref_scores)
+    torch.testing.assert_close(loss, ref_loss)
+    assert grads.keys() == ref_grads.keys()
+    for k in grads:
+        torch.testing.assert_close(grads[k], ref_grads[k], msg=k)
 
 
 def test_infomax_loss_known_answer():
