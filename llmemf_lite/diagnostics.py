@@ -45,8 +45,6 @@ EXPERIMENTS: dict[str, list[RunSpec]] = {
         RunSpec("sasrec, 500 sampled negatives", "sasrec", {}),
         RunSpec("sasrec, 2000 sampled negatives", "sasrec", {"n_negatives": 2000}),
         RunSpec("sasrec, full softmax", "sasrec", {"n_negatives": 0}),
-        RunSpec("gru4rec, 500 sampled negatives", "gru4rec", {}),
-        RunSpec("gru4rec, full softmax", "gru4rec", {"n_negatives": 0}),
     ],
     "loss_weighting": [
         RunSpec("sasrec, domain means summed", "sasrec", {}),
@@ -86,8 +84,11 @@ def summary(name: str, root=None):
     folder = (root or results_dir()) / "diagnostics" / name / "food_kitchen_llmcdsr"
     if not (folder / "metrics.csv").is_file():
         return None
+    import json
+
     metrics, history = pd.read_csv(folder / "metrics.csv"), pd.read_csv(folder / "history.csv")
-    budget = DiagnosticsConfig.epochs
+    setting = json.loads((folder / "setting.json").read_text())
+    budget, patience = setting["epochs"], setting["patience"]
     rows = []
     for label in dict.fromkeys(s.label for s in EXPERIMENTS[name]):
         runs = history[history["label"] == label]
@@ -100,8 +101,7 @@ def summary(name: str, root=None):
                "valid NDCG@10": _mean_std(per_seed["valid_score"]),
                "best epoch": "/".join(str(int(e)) for e in per_seed["epoch"]),
                "last epoch": "/".join(str(int(e)) for e in last),
-               "budget-limited": "yes" if (per_seed["epoch"].to_numpy() > budget - DiagnosticsConfig.patience).any()
-               else "no"}
+               "budget-limited": "yes" if (per_seed["epoch"].to_numpy() > budget - patience).any() else "no"}
         for domain, group in test.groupby("domain", sort=False):
             row[f"test NDCG@10 {domain}"] = _mean_std(group["NDCG@10"])
         rows.append(row)

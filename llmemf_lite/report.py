@@ -187,8 +187,32 @@ def setting_differences(root: Path) -> str:
     return claims.SETTING_DIFFERENCES.split("\n", 2)[2].strip()
 
 
+def diagnostic(root: Path, name: str) -> str:
+    """One training diagnostic (`diagnostics.EXPERIMENTS`): each variant's validation score, epochs and test
+    NDCG@10, with its files and command; or the position / item norms at initialisation (`init_norms`)."""
+    from . import diagnostics
+
+    if name == "init_norms":
+        path = root / "diagnostics" / "init_norms.csv"
+        if not path.is_file():
+            return _missing(path)
+        return markdown(pd.read_csv(path)) + "\n\n" + _source_line([path], "python -m llmemf_lite.diagnostics "
+                                                                           "init_norms")
+    frame = diagnostics.summary(name, root)
+    folder = root / "diagnostics" / name / "food_kitchen_llmcdsr"
+    if frame is None:
+        return _missing(folder / "metrics.csv")
+    more = sorted(frame.loc[frame["seeds"] > 1, "variant"].str.split(",").str[0].unique())
+    extra = "".join(f"; seeds 1 and 2 of the {m} rows by `python -m llmemf_lite.diagnostics {name} --seeds 1 2 "
+                    f"--only '{m},'`" for m in more)
+    return markdown(frame) + "\n\n" + _source_line([folder / "metrics.csv", folder / "history.csv"],
+                                                   f"python -m llmemf_lite.diagnostics {name}")[:-1] + extra + "."
+
+
 TABLES = {
     "headline": headline,
+    **{f"diagnostics_{name}": (lambda root, name=name: diagnostic(root, name))
+       for name in ("init_norms", "position_init", "objective", "loss_weighting", "content_dropout")},
     "real_04": lambda root: table_04(root, "food_kitchen_llmcdsr", REAL_COMMAND),
     "default_04": lambda root: table_04(root, "food_kitchen_synthetic", DEFAULT_COMMAND),
     "default_05": lambda root: table_05(root, "food_kitchen_synthetic"),

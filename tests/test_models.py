@@ -239,3 +239,22 @@ def test_weight_decay_falls_on_linear_matrices_only():
         assert decayed == expected, name
         norms = [p for m in model.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters()]
         assert norms and not any(id(p) in decayed for p in norms)
+
+
+def test_target_weighting_spans_the_objectives():
+    """LLM-EMF yields one objective per domain; "target" weighting must still weigh each domain by its number of
+    targets (it first averaged within each objective, which made it the "domain" weighting again)."""
+    ds, train, *_ = small_world()
+    batch = train.take(np.arange(32))
+    torch.manual_seed(0)
+    model = build_model("llmemf_id", ds.space, max_len=20, n_negatives=0).eval()
+    t = model.tensors(batch, "cpu")
+    counts = [int((t["next_domain"][d] >= 0).sum()) for d in range(2)]
+    means = []
+    for d in range(2):
+        only = dict(t, next_domain=t["next_domain"].clone())
+        only["next_domain"][1 - d] = -1                                  # the other domain's targets left out
+        means.append(float(model._loss(only, "cpu", None)))
+    model.loss_weighting = "target"
+    expected = (counts[0] * means[0] + counts[1] * means[1]) / sum(counts)
+    assert counts[0] != counts[1] and abs(float(model._loss(t, "cpu", None)) - expected) < 1e-4

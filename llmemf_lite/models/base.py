@@ -23,7 +23,9 @@ from .objective import domain_negatives
 # How an objective's per-domain cross-entropies are combined (`SequentialModel._loss`):
 #   "domain": each domain's targets averaged, the domain means summed (a batch with three Food targets and a
 #             thousand Kitchen targets weighs the three like the thousand);
-#   "target": every target weighs the same: the summed cross-entropy over the objective's targets, over their count.
+#   "target": every target weighs the same: the weighted cross-entropies summed over every objective's targets, over
+#             the number of targets of all objectives (LLM-EMF's objectives are one per domain, so only this weighs
+#             its domains by their counts).
 LOSS_WEIGHTINGS = ("domain", "target")
 
 VIEW_FIELDS = ("mixed", "mixed_domain", "domain_seq", "domain_pos", "domain_next", "domain_time", "next_domain",
@@ -95,9 +97,9 @@ class SequentialModel(nn.Module):
         """The weighted next-item cross-entropies of `objectives(t)`. `negatives`: one id tensor per domain, shared
         by every objective (drawn here per objective and domain when None)."""
         total = torch.zeros((), device=device)
-        per_target = self.loss_weighting == "target"
+        per_target, n_targets = self.loss_weighting == "target", 0
         for users, targets, weight in self.objectives(t):
-            n_targets = int((targets >= 0).sum()) if per_target else 0
+            n_targets += int((targets >= 0).sum()) if per_target else 0
             for d in range(2):
                 rng = self.space.domain_range(d)
                 sel = (targets >= rng.start) & (targets < rng.stop)
@@ -112,12 +114,9 @@ class SequentialModel(nn.Module):
                                                                  float("-inf"))
                 logits = torch.cat([pos, neg], dim=1)
                 zeros = torch.zeros(len(logits), dtype=torch.long, device=device)
-                if per_target:
-                    ce = F.cross_entropy(logits, zeros, reduction="sum") / n_targets
-                else:
-                    ce = F.cross_entropy(logits, zeros)
+                ce = F.cross_entropy(logits, zeros, reduction="sum" if per_target else "mean")
                 total = total + weight * ce
-        return total
+        return total / max(n_targets, 1) if per_target else total
 
     def score_all(self, views, device="cpu") -> torch.Tensor:
         """[B, n_items]: X items scored by the domain-X user, Y items by the domain-Y user, at the last position."""
