@@ -195,7 +195,7 @@ class GraphPropagation(nn.Module):
         sparse_grad: the table's gradient as sparse rows (`table` must then be a `row_gradients` view)."""
         self._check(table)
         wanted, where = torch.unique(ids.reshape(-1), return_inverse=True)
-        # needed[j]: the ids at which layer n - j must be known (layer 0 = the table); links[j]: A[needed[j], needed[j+1]]
+        # needed[j]: the ids where layer n - j must be known (layer 0: the table); links[j]: A[needed[j], needed[j+1]]
         needed, links = [wanted], []
         for _ in self.biases:
             source, target, weight = self._out_edges(needed[-1])
