@@ -82,12 +82,24 @@ class EnrichmentCache:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = False
         with self._named():
             # isolation_level=None: we open transactions ourselves, so a batch is exactly one BEGIN ... COMMIT
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses nothing committed
-            self._db.executescript(SCHEMA)
+            try:
+                self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses nothing committed
+                self._db.executescript(SCHEMA)
+            except sqlite3.OperationalError:
+                if not self.path.is_file():
+                    raise
+                # a complete cache that may not be written (a read-only copy, its folder read-only too, so that
+                # SQLite cannot make its WAL files) is still read, as an immutable file; storing into it is an
+                # error that names it (`put_many`)
+                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?immutable=1", uri=True,
+                                           isolation_level=None)
+                self._db.execute("SELECT count(*) FROM enrichment").fetchone()
+                self.read_only = True
 
     @contextlib.contextmanager
     def _named(self):
@@ -125,6 +137,10 @@ class EnrichmentCache:
 
     def put_many(self, entries: list[CachedEnrichment]) -> None:
         """Write a batch in one transaction: all of it is stored, or (killed mid-way) none of it."""
+        if self.read_only:
+            raise DataFormatError(self.path, f"is read-only: {len(entries)} new enrichments cannot be stored",
+                                  expected="a writable enrichment cache (make the file and its folder writable, or "
+                                           "enrich only items it already holds)")
         now = time.time()
         self._db.execute("BEGIN IMMEDIATE")
         try:
