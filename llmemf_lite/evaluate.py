@@ -187,10 +187,12 @@ def count_greater_and_ties(scores, targets, domain_mask=None, candidates=None):
     target_score = nan_last(scores.gather(1, targets[:, None]))
     if candidates is not None:   # only the gathered scores need it, not the whole [B, n_items] matrix
         cand = nan_last(scores.gather(1, candidates))
-        return (cand > target_score).sum(1), (cand == target_score).sum(1)
-    scores = nan_last(scores)
-    greater = ((scores > target_score) & domain_mask).sum(1)
-    ties = ((scores == target_score) & domain_mask).sum(1) - 1
+        return torch.count_nonzero(cand > target_score, dim=1), torch.count_nonzero(cand == target_score, dim=1)
+    if bool(scores.isnan().any()):   # a copy of the whole matrix only where it holds a NaN
+        scores = nan_last(scores)
+    # count_nonzero, not .sum(1): a bool sum first converts the whole [B, n_items] matrix to int64
+    greater = torch.count_nonzero((scores > target_score) & domain_mask, dim=1)
+    ties = torch.count_nonzero((scores == target_score) & domain_mask, dim=1) - 1
     return greater, torch.clamp(ties, min=0)
 
 
