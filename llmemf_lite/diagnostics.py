@@ -54,6 +54,12 @@ EXPERIMENTS: dict[str, list[RunSpec]] = {
         RunSpec("llmemf_id, domain means summed", "llmemf_id", {}),
         RunSpec("llmemf_id, every target alike", "llmemf_id", {"loss_weighting": "target"}),
     ],
+    "llmemf_design": [   # model version 3's alternatives, IDs only (the sequence network alone)
+        RunSpec("llmemf_id, no merged next-item objective", "llmemf_id", {"aux_weight": 0.0}),
+        RunSpec("llmemf_id, no merged next-item objective, 4 heads (2 merged, 2 own-domain)", "llmemf_id",
+                {"aux_weight": 0.0, "n_heads": 4}),
+        RunSpec("llmemf_id, + merged next-item objective at weight 1 (the default)", "llmemf_id", {}),
+    ],
     "content_dropout": [
         RunSpec("llmemf, content dropout 0.2", "llmemf", {}, **TITLES),
         RunSpec("llmemf, content dropout 0", "llmemf", {"content_dropout": 0.0}, **TITLES),
