@@ -258,3 +258,21 @@ def test_target_weighting_spans_the_objectives():
     model.loss_weighting = "target"
     expected = (counts[0] * means[0] + counts[1] * means[1]) / sum(counts)
     assert counts[0] != counts[1] and abs(float(model._loss(t, "cpu", None)) - expected) < 1e-4
+
+
+def test_score_fusion_is_c_times_the_weighted_mean_of_the_channels_an_item_has():
+    """At initialisation (equal channel weights, per-channel user maps the identity) an item with every channel
+    scores <u, sum_c v_c>, as under representation fusion, and an item lacking its image scores 3/2 of its two
+    channels' sum: a missing modality is left out, not scored as zero (a plain mean divided every logit by 3)."""
+    ds, *_ = small_world()
+    feats = ground_truth_features(ds)
+    model = build_model("llmemf", ds.space, feats, max_len=20).eval()
+    full, lacking = int(np.flatnonzero(feats.masks["image"])[0]), int(np.flatnonzero(~feats.masks["image"])[0])
+    u = torch.randn(1, model.config.d)
+    with torch.no_grad(), model.item_tables():
+        users = model.user_heads(u)
+        for item, share in ((full, 1.0), (lacking, 1.5)):
+            ids = torch.tensor([item])
+            channels = [c(ids)[0] for c in model.channels.values()]
+            fused = model.score([users], ids, paired=False)
+            torch.testing.assert_close(fused, share * (u @ sum(channels).T), atol=1e-5, rtol=1e-5)
