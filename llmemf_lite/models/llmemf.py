@@ -131,6 +131,10 @@ class MultipleAttention(nn.Module):
 
 
 class LLMEMF(SequentialModel):
+    # the item side's version, part of the checkpoint signature beside MultipleAttention's: 2 from score fusion as C
+    # times the weighted mean of an item's channels (1: the plain mean; its checkpoints are not resumed)
+    VERSION = 2
+
     def __init__(self, space: ItemSpace, config: LLMEMFConfig = LLMEMFConfig(), features: ItemFeatures | None = None):
         super().__init__(space, config.n_negatives, config.loss_weighting)
         if config.fusion not in ("representation", "score"):
