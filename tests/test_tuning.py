@@ -14,12 +14,18 @@ def home(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_every_model_gets_the_same_grid():
-    cfg = TuningConfig(models=("sasrec", "llmemf"))
+def test_every_model_gets_the_same_grid_and_its_paper_settings_as_grid_points():
+    from llmemf_lite.tuning import PAPER_SETTINGS
+
+    cfg = TuningConfig(models=("gru4rec", "llmemf", "sasrec"))
     specs = grid(cfg)
     per_model = {m: [(s.overrides, s.train) for s in specs if s.model == m] for m in cfg.models}
-    assert len(per_model["sasrec"]) == 4 and per_model["sasrec"] == per_model["llmemf"]
+    assert len(per_model["llmemf"]) == 4 and per_model["gru4rec"] == per_model["llmemf"]
     assert {s.train["lr"] for s in specs} == {1e-3, 3e-3} and {s.overrides["dropout"] for s in specs} == {0.2, 0.5}
+    paper = [o for o, _ in per_model["sasrec"] if o.get("item_scale")]
+    assert len(per_model["sasrec"]) == 8 and len(paper) == 4
+    assert all(o.items() >= PAPER_SETTINGS["sasrec"].items() for o in paper)
+    assert [o for o, _ in per_model["sasrec"] if not o.get("item_scale")] == [o for o, _ in per_model["llmemf"]]
 
 
 @pytest.mark.slow
