@@ -209,10 +209,31 @@ def diagnostic(root: Path, name: str) -> str:
                                                    f"python -m llmemf_lite.diagnostics {name}")[:-1] + extra + "."
 
 
+def benchmark_train_eval(root: Path) -> str:
+    """The training and evaluation benchmark (`benchmarks/bench_train_eval.py`), one table per dataset it ran on:
+    sequences/s and the ratio to SASRec per model, measured side by side, and the batched / per-case evaluation."""
+    parts = []
+    for path in sorted((root / "benchmarks").glob("train_eval_*.json")):
+        run = json.loads(path.read_text())
+        rows = [{"model": m, "training sequences/s": f"{v:,.0f}", "× SASRec": f"{run['ratio_to_sasrec'][m]:.2f}"}
+                for m, v in run["sequences_per_s"].items()]
+        name = path.stem.removeprefix("train_eval_")
+        parts.append(f"**{name}** (channels {', '.join(run['channels'])}; batch {run['batch_size']}, "
+                     f"{run['steps']} steps per model, interleaved; {run['machine']}; commit {run['commit']})\n\n"
+                     + markdown(pd.DataFrame(rows)) + "\n\n"
+                     f"Evaluation of {run['eval_cases']} cases (LLM-EMF): batched {run['eval_batched_cases_per_s']:,.0f}"
+                     f" cases/s, per-case loop {run['eval_per_case_cases_per_s']:,.0f} cases/s, ratio "
+                     f"**{run['eval_ratio']}×** (the same ranks in {run['eval_same_ranks']} of {run['eval_cases']}); "
+                     + _source_line([path], run["command"]))
+    return "\n\n".join(parts) if parts else _missing(root / "benchmarks" / "train_eval_<pair>_<source>.json")
+
+
 TABLES = {
     "headline": headline,
+    "benchmark_train_eval": benchmark_train_eval,
     **{f"diagnostics_{name}": (lambda root, name=name: diagnostic(root, name))
-       for name in ("init_norms", "position_init", "objective", "loss_weighting", "content_dropout")},
+       for name in ("init_norms", "position_init", "objective", "loss_weighting", "llmemf_design",
+                    "content_dropout")},
     "real_04": lambda root: table_04(root, "food_kitchen_llmcdsr", REAL_COMMAND),
     "default_04": lambda root: table_04(root, "food_kitchen_synthetic", DEFAULT_COMMAND),
     "default_05": lambda root: table_05(root, "food_kitchen_synthetic"),

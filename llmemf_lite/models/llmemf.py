@@ -15,8 +15,9 @@ projection is not added to its input, and that modality's score is left out of i
   w_ci softplus weights renormalised over the channels the item has and times the number of channels C (so that at
   equal weights and U_c = I an item with every channel scores <u, sum_c v_c>, as under representation fusion; a
   plain weighted mean divided every logit by C and learned slower: 0.073 / 0.093 against 0.090 / 0.112 test NDCG@10
-  on the default world, 3 seeds). It is computed as one dot product of [u_c]_c with [w_ci v_ci]_c. `fusion="representation"` scores the fused input vector itself with u. Version 2 ran one
-  whole network per channel: 2 to 3 times the cost, and no better on the real data (docs/model.md).
+  on the default world, 3 seeds). It is computed as one dot product of [u_c]_c with [w_ci v_ci]_c.
+  `fusion="representation"` scores the fused input vector itself with u. Version 2 ran one whole network per
+  channel, at 2 to 3 times the cost (docs/performance.md).
 
 Sequences. For each user, the merged sequence S_X+Y and the domain sequences S_X and S_Y (`batching.py`), here as
 views of the merged sequence: each attention block's heads are split in two groups with their own masks.
