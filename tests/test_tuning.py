@@ -22,6 +22,7 @@ def test_every_model_gets_the_same_grid_and_its_paper_settings_as_grid_points():
     per_model = {m: [(s.overrides, s.train) for s in specs if s.model == m] for m in cfg.models}
     assert len(per_model["llmemf"]) == 4 and per_model["gru4rec"] == per_model["llmemf"]
     assert {s.train["lr"] for s in specs} == {1e-3, 3e-3} and {s.overrides["dropout"] for s in specs} == {0.2, 0.5}
+    assert {s.overrides["n_negatives"] for s in specs} == {2000}          # one objective for every model
     paper = [o for o, _ in per_model["sasrec"] if o.get("item_scale")]
     assert len(per_model["sasrec"]) == 8 and len(paper) == 4
     assert all(o.items() >= PAPER_SETTINGS["sasrec"].items() for o in paper)
