@@ -82,10 +82,11 @@ def test_runs_are_handed_to_the_workers_longest_first():
     costs = [expected_cost(jobs[i][0]) for i in order]
     assert costs == sorted(costs, reverse=True)
     labels = [jobs[i][0].label for i in order]
-    # three streams with cross-domain attention first, in their given order; popularity (no training) last
+    # the variants with every channel first, in their given order; popularity (no training) last, SASRec before it
     assert labels[:6] == ["LLM-EMF (full)"] * 2 + ["w/o LLM enrichment (titles)"] * 2 + \
-        ["CLIP text instead of MiniLM"] * 2
+        ["w/o cross-domain attention"] * 2
     assert labels[-2:] == ["pop", "pop"] and labels[-4:-2] == ["sasrec", "sasrec"]
+    assert expected_cost(default_specs(["llmemf_id"])[0]) > expected_cost(default_specs(["sasrec"])[0])
 
 
 def test_workers_are_one_on_a_gpu_and_at_most_the_jobs():

@@ -247,7 +247,7 @@ def test_target_weighting_spans_the_objectives():
     ds, train, *_ = small_world()
     batch = train.take(np.arange(32))
     torch.manual_seed(0)
-    model = build_model("llmemf_id", ds.space, max_len=20, n_negatives=0).eval()
+    model = build_model("llmemf_id", ds.space, max_len=20, n_negatives=0, aux_weight=0.0).eval()
     t = model.tensors(batch, "cpu")
     counts = [int((t["next_domain"][d] >= 0).sum()) for d in range(2)]
     means = []

@@ -31,17 +31,17 @@ def test_every_model_gets_the_same_grid_and_its_paper_settings_as_grid_points():
 
 @pytest.mark.slow
 def test_the_grid_records_its_scores_and_choice_and_the_final_run_reuses_seed_0(home):
-    cfg = TuningConfig(source="synthetic", data_dir=None, synthetic=SMALL, models=("sasrec",), lrs=(1e-3, 3e-3),
+    cfg = TuningConfig(source="synthetic", data_dir=None, synthetic=SMALL, models=("gru4rec",), lrs=(1e-3, 3e-3),
                        dropouts=(0.2,), epochs=2, patience=1, final_seeds=(0, 1), n_negatives=99, workers=1)
     choice = run_grid(cfg)
     saved = json.loads((home / "results" / "tuning" / "food_kitchen_synthetic" / "choice.json").read_text())
-    assert saved == choice and [r["label"] for r in saved["sasrec"]["grid"]] == ["sasrec lr=0.001 dropout=0.2",
-                                                                                 "sasrec lr=0.003 dropout=0.2"]
-    best = max(saved["sasrec"]["grid"], key=lambda r: r["valid_NDCG@10"])
-    assert saved["sasrec"]["chosen"] == best["label"]
+    assert saved == choice and [r["label"] for r in saved["gru4rec"]["grid"]] == ["gru4rec lr=0.001 dropout=0.2",
+                                                                                  "gru4rec lr=0.003 dropout=0.2"]
+    best = max(saved["gru4rec"]["grid"], key=lambda r: r["valid_NDCG@10"])
+    assert saved["gru4rec"]["chosen"] == best["label"]
     run_final(cfg)
     final = pd.read_csv(home / "results" / "04_train" / "food_kitchen_synthetic" / "metrics.csv")
-    assert set(final["label"]) == {"pop", "sasrec"} and set(final["seed"]) == {0, 1}
+    assert set(final["label"]) == {"pop", "gru4rec"} and set(final["seed"]) == {0, 1}
     tuned = pd.read_csv(home / "results" / "tuning" / "food_kitchen_synthetic" / "metrics.csv")
     pick = lambda f, label: f[(f["label"] == label) & (f["seed"] == 0)].sort_values(["protocol", "domain"])
-    assert pick(final, "sasrec")["NDCG@10"].tolist() == pick(tuned, best["label"])["NDCG@10"].tolist()
+    assert pick(final, "gru4rec")["NDCG@10"].tolist() == pick(tuned, best["label"])["NDCG@10"].tolist()
