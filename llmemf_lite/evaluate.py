@@ -219,25 +219,44 @@ def evaluate_ranking(model, views, targets: np.ndarray, space: ItemSpace, candid
 
     import torch
 
-    item_domain = torch.as_tensor(space.domain_of(np.arange(space.n_items)), device=device)
-    rows = {p: {"greater": [], "ties": []} for p in PROTOCOLS}
+    rows = {p: {"greater": np.zeros(len(targets), np.int64), "ties": np.zeros(len(targets), np.int64)}
+            for p in PROTOCOLS}
     model.eval()
     tables = model.item_tables() if hasattr(model, "item_tables") else contextlib.nullcontext()
+    ranges = [space.domain_range(d) for d in range(2)]
+    target_domain = space.domain_of(targets)
     with torch.inference_mode(), tables:
         for start in range(0, len(targets), config.batch_size):
             idx = np.arange(start, min(start + config.batch_size, len(targets)))
             batch = views.take(idx)
-            scores = model.score_all(batch, device=device).float()
-            tgt = torch.as_tensor(targets[idx], device=device)
-            g, t = count_greater_and_ties(scores, tgt, candidates=torch.as_tensor(candidates[idx], device=device))
-            rows["sampled"]["greater"].append(g.cpu().numpy()), rows["sampled"]["ties"].append(t.cpu().numpy())
-            mask = (item_domain[None, :] == item_domain[tgt][:, None]) & ~history_mask(batch, space.n_items, device)
-            mask[torch.arange(len(tgt), device=device), tgt] = True     # a target is never masked as history
-            g, t = count_greater_and_ties(scores, tgt, domain_mask=mask)
-            rows["full"]["greater"].append(g.cpu().numpy()), rows["full"]["ties"].append(t.cpu().numpy())
+            # each domain's scores apart: a target competes with its own domain only, so the [cases, n_items]
+            # matrix of both domains is never built (its copy and comparisons were a third of the evaluation)
+            picks = [np.flatnonzero(target_domain[idx] == d) for d in range(2)]
+            rows_of = [torch.as_tensor(sel, device=device) for sel in picks]
+            if hasattr(model, "score_domains"):
+                parts = model.score_domains(batch, device, rows=rows_of)
+            else:
+                every = model.score_all(batch, device)
+                parts = [every[rows_of[d], r.start:r.stop] for d, r in enumerate(ranges)]
+            history = history_mask(batch, space.n_items, device)
+            for d, r in enumerate(ranges):
+                sel, rows_d = picks[d], rows_of[d]
+                if not len(sel):
+                    continue
+                scores = parts[d].float()
+                tgt = torch.as_tensor(targets[idx[sel]] - r.start, device=device)
+                cands = torch.as_tensor(candidates[idx[sel]] - r.start, device=device)
+                g, t = count_greater_and_ties(scores, tgt, candidates=cands)
+                rows["sampled"]["greater"][idx[sel]] = g.cpu().numpy()
+                rows["sampled"]["ties"][idx[sel]] = t.cpu().numpy()
+                mask = ~history[rows_d, r.start:r.stop]
+                mask[torch.arange(len(tgt), device=device), tgt] = True   # a target is never masked as history
+                g, t = count_greater_and_ties(scores, tgt, domain_mask=mask)
+                rows["full"]["greater"][idx[sel]] = g.cpu().numpy()
+                rows["full"]["ties"][idx[sel]] = t.cpu().numpy()
     frames = []
     for p in PROTOCOLS:
-        greater, ties = np.concatenate(rows[p]["greater"]), np.concatenate(rows[p]["ties"])
+        greater, ties = rows[p]["greater"], rows[p]["ties"]
         frame = pd.DataFrame({"case": np.arange(len(targets)), "protocol": p, "target": targets,
                               "domain": space.domain_of(targets), "greater": greater, "ties": ties})
         for m, v in expected_rank_metrics(greater, ties).items():

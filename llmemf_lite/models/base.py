@@ -118,16 +118,19 @@ class SequentialModel(nn.Module):
                 total = total + weight * ce
         return total / max(n_targets, 1) if per_target else total
 
-    def score_all(self, views, device="cpu") -> torch.Tensor:
-        """[B, n_items]: X items scored by the domain-X user, Y items by the domain-Y user, at the last position."""
+    def score_domains(self, views, device="cpu", rows: list | None = None) -> list[torch.Tensor]:
+        """[[B, n_x], [B, n_y]]: each domain's items scored by that domain's user at the last position; with
+        `rows` (one index tensor per domain), only those rows of each domain ([len(rows[d]), n_d])."""
         t = self.tensors(views, device)
         with self.item_tables():
             finals = self.final_users(t)
-            parts = []
-            for d in range(2):
-                rng = self.space.domain_range(d)
-                parts.append(self.score(finals[d], torch.arange(rng.start, rng.stop, device=device), paired=False))
-        return torch.cat(parts, dim=1)
+            return [self.score(finals[d] if rows is None else [u[rows[d]] for u in finals[d]],
+                               torch.arange(r.start, r.stop, device=device), paired=False)
+                    for d, r in enumerate(map(self.space.domain_range, range(2)))]
+
+    def score_all(self, views, device="cpu") -> torch.Tensor:
+        """[B, n_items]: X items scored by the domain-X user, Y items by the domain-Y user, at the last position."""
+        return torch.cat(self.score_domains(views, device), dim=1)
 
 
 def gather_positions(states: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
