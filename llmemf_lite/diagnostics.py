@@ -2,13 +2,13 @@
 variants run through `experiment.run_experiment` under one protocol, so that the only difference between two rows
 is the change named in their labels.
 
-    python -m llmemf_lite.diagnostics position_init objective loss_weighting content_dropout
+    python -m llmemf_lite.diagnostics init_norms position_init objective loss_weighting llmemf_design content_dropout
 
 Each experiment writes results/diagnostics/<name>/food_kitchen_llmcdsr/ (metrics.csv, history.csv, summary.md; see
 `experiment.py`); `init_norms` writes results/diagnostics/init_norms.csv (the position / item input norms of every
 model with a position table, at initialisation). What each experiment found and the decision taken is in
-docs/diagnostics.md. A variant shared by two experiments (the same model and overrides) is trained once: the second
-experiment resumes its finished checkpoint.
+docs/diagnostics.md, whose tables `report.diagnostic_summary` makes from those files. A variant shared by two
+experiments (the same model and overrides) is trained once: the second experiment resumes its finished checkpoint.
 """
 from __future__ import annotations
 
@@ -78,49 +78,6 @@ def run_diagnostic(name: str, config: DiagnosticsConfig = DiagnosticsConfig(), o
     return run_experiment(cfg, specs)
 
 
-def summary(name: str, root=None):
-    """One row per variant of a diagnostic that has run: seeds, validation NDCG@10 (sampled, the selection score)
-    at the best epoch, best and last epoch (a best epoch within `patience` of the budget is budget-limited: the
-    run stopped on its budget, not on the validation score), and test NDCG@10 per domain (sampled protocol), mean
-    and std over seeds. None where the experiment has not run."""
-    import pandas as pd
-
-    from .paths import results_dir
-
-    folder = (root or results_dir()) / "diagnostics" / name / "food_kitchen_llmcdsr"
-    if not (folder / "metrics.csv").is_file():
-        return None
-    import json
-
-    metrics, history = pd.read_csv(folder / "metrics.csv"), pd.read_csv(folder / "history.csv")
-    setting = json.loads((folder / "setting.json").read_text())
-    budget, patience = setting["epochs"], setting["patience"]
-    rows = []
-    for label in dict.fromkeys(s.label for s in EXPERIMENTS[name]):
-        runs = history[history["label"] == label]
-        if runs.empty:
-            continue
-        per_seed = runs.loc[runs.groupby("seed")["valid_score"].idxmax()]
-        last = runs.groupby("seed")["epoch"].max()
-        test = metrics[(metrics["label"] == label) & (metrics["protocol"] == "sampled")]
-        row = {"variant": label, "seeds": len(per_seed),
-               "valid NDCG@10": _mean_std(per_seed["valid_score"]),
-               "best epoch": "/".join(str(int(e)) for e in per_seed["epoch"]),
-               "last epoch": "/".join(str(int(e)) for e in last),
-               "budget-limited": "yes" if (per_seed["epoch"].to_numpy() > budget - patience).any() else "no"}
-        for domain, group in test.groupby("domain", sort=False):
-            row[f"test NDCG@10 {domain}"] = _mean_std(group["NDCG@10"])
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _mean_std(values) -> str:
-    import numpy as np
-
-    values = np.asarray(values, float)
-    return f"{values.mean():.4f}" + (f" ± {values.std():.4f}" if len(values) > 1 else "")
-
-
 def init_norms(d: int = 64, n_items: int = 1000, seed: int = 0):
     """Mean row norm of the position table and of the item inputs of every model with a position table, at
     initialisation, and their ratio (a frame; written by `main`). Item inputs as the encoder sees them (C2DSR:
@@ -169,8 +126,9 @@ def main(argv=None) -> None:
 
             out = results_dir() / "diagnostics" / "init_norms.csv"
             out.parent.mkdir(parents=True, exist_ok=True)
-            init_norms().to_csv(out, index=False)
-            print(f"{out}:\n{init_norms().to_string(index=False)}")
+            frame = init_norms()
+            frame.to_csv(out, index=False)
+            print(f"{out}:\n{frame.to_string(index=False)}")
             continue
         run_diagnostic(name, DiagnosticsConfig(seeds=tuple(args.seeds), epochs=args.epochs, workers=args.workers),
                        args.only)

@@ -37,12 +37,8 @@ class RunSpec:
 
     @property
     def uses_features(self) -> bool:
-        from .models import LLMEMF_PRESETS
-
-        if self.model not in LLMEMF_PRESETS:
-            return False
-        preset = LLMEMF_PRESETS[self.model]
-        return self.overrides.get("use_text", preset.use_text) or self.overrides.get("use_image", preset.use_image)
+        on = self.channel_overrides()
+        return bool(on) and (on["use_text"] or on["use_image"])
 
     def channel_overrides(self) -> dict:
         """The variant's LLM-EMF channel switches, the preset's filled in (empty for other models)."""

@@ -187,18 +187,48 @@ def setting_differences(root: Path) -> str:
     return claims.SETTING_DIFFERENCES.split("\n", 2)[2].strip()
 
 
+def diagnostic_summary(name: str, root: Path | None = None) -> pd.DataFrame | None:
+    """One row per variant of a diagnostic that has run: seeds, validation NDCG@10 (sampled, the selection score)
+    at the best epoch, best and last epoch (a best epoch within `patience` of the budget is budget-limited: the
+    run stopped on its budget, not on the validation score), and test NDCG@10 per domain (sampled protocol), mean
+    and std over seeds. None where the experiment has not run."""
+    from .diagnostics import EXPERIMENTS
+
+    folder = (root or results_dir()) / "diagnostics" / name / "food_kitchen_llmcdsr"
+    if not (folder / "metrics.csv").is_file():
+        return None
+    metrics, history = pd.read_csv(folder / "metrics.csv"), pd.read_csv(folder / "history.csv")
+    setting = json.loads((folder / "setting.json").read_text())
+    budget, patience = setting["epochs"], setting["patience"]
+    rows = []
+    for label in dict.fromkeys(spec.label for spec in EXPERIMENTS[name]):
+        runs = history[history["label"] == label]
+        if runs.empty:
+            continue
+        per_seed = runs.loc[runs.groupby("seed")["valid_score"].idxmax()]
+        last = runs.groupby("seed")["epoch"].max()
+        test = metrics[(metrics["label"] == label) & (metrics["protocol"] == "sampled")]
+        row = {"variant": label, "seeds": len(per_seed),
+               "valid NDCG@10": mean_std(per_seed["valid_score"]),
+               "best epoch": "/".join(str(int(e)) for e in per_seed["epoch"]),
+               "last epoch": "/".join(str(int(e)) for e in last),
+               "budget-limited": "yes" if (per_seed["epoch"].to_numpy() > budget - patience).any() else "no"}
+        for domain, group in test.groupby("domain", sort=False):
+            row[f"test NDCG@10 {domain}"] = mean_std(group["NDCG@10"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def diagnostic(root: Path, name: str) -> str:
     """One training diagnostic (`diagnostics.EXPERIMENTS`): each variant's validation score, epochs and test
     NDCG@10, with its files and command; or the position / item norms at initialisation (`init_norms`)."""
-    from . import diagnostics
-
     if name == "init_norms":
         path = root / "diagnostics" / "init_norms.csv"
         if not path.is_file():
             return _missing(path)
         return markdown(pd.read_csv(path)) + "\n\n" + _source_line([path], "python -m llmemf_lite.diagnostics "
                                                                            "init_norms")
-    frame = diagnostics.summary(name, root)
+    frame = diagnostic_summary(name, root)
     folder = root / "diagnostics" / name / "food_kitchen_llmcdsr"
     if frame is None:
         return _missing(folder / "metrics.csv")
@@ -221,8 +251,8 @@ def benchmark_train_eval(root: Path) -> str:
         parts.append(f"**{name}** (channels {', '.join(run['channels'])}; batch {run['batch_size']}, "
                      f"{run['steps']} steps per model, interleaved; {run['machine']}; commit {run['commit']})\n\n"
                      + markdown(pd.DataFrame(rows)) + "\n\n"
-                     f"Evaluation of {run['eval_cases']} cases (LLM-EMF): batched {run['eval_batched_cases_per_s']:,.0f}"
-                     f" cases/s, per-case loop {run['eval_per_case_cases_per_s']:,.0f} cases/s, ratio "
+                     f"Evaluation of {run['eval_cases']} cases (LLM-EMF): batched "
+                     f"{run['eval_batched_cases_per_s']:,.0f} cases/s, per-case loop {run['eval_per_case_cases_per_s']:,.0f} cases/s, ratio "
                      f"**{run['eval_ratio']}×** (the same ranks in {run['eval_same_ranks']} of {run['eval_cases']}); "
                      + _source_line([path], run["command"]))
     return "\n\n".join(parts) if parts else _missing(root / "benchmarks" / "train_eval_<pair>_<source>.json")

@@ -93,7 +93,7 @@ class MultipleAttention(nn.Module):
             raise ValueError(f"cross-domain attention needs n_heads >= 2 (merged and own-domain heads), "
                              f"got {c.n_heads}")
         self.cross_domain, self.max_len = c.cross_domain, c.max_len
-        self.merged_heads = c.n_heads // 2 if c.cross_domain else 0
+        self.n_heads, self.merged_heads = c.n_heads, c.n_heads // 2 if c.cross_domain else 0
         self.pos = nn.Embedding(c.max_len, c.d)
         nn.init.normal_(self.pos.weight, std=c.pos_std)
         self.drop = nn.Dropout(c.dropout)
@@ -108,8 +108,7 @@ class MultipleAttention(nn.Module):
         valid = t["mixed"] != t["pad"]
         causal = causal_allowed(valid)
         own = causal & (t["mixed_domain"][:, :, None] == t["mixed_domain"][:, None, :])
-        H = self.blocks[0].n_heads if self.blocks else 1
-        return torch.stack([causal] * self.merged_heads + [own] * (H - self.merged_heads), dim=1)
+        return torch.stack([causal] * self.merged_heads + [own] * (self.n_heads - self.merged_heads), dim=1)
 
     def forward(self, x: torch.Tensor, t: dict) -> tuple[list[torch.Tensor], torch.Tensor]:
         """x: the merged sequence's item vectors [B, L, d] -> (the domain-d preferences [2][B, L, d] at every merged
@@ -124,8 +123,8 @@ class MultipleAttention(nn.Module):
         prefs = []
         for d in range(2):
             # merged index of the latest d-item at or before each merged position (-1: none yet)
-            latest = gather_positions(t["domain_time"][d][..., None].float(), t["domain_pos"][d])[..., 0].long()
-            latest = torch.where(t["domain_pos"][d] >= 0, latest, torch.full_like(latest, -1))
+            pos = t["domain_pos"][d]
+            latest = t["domain_time"][d].gather(1, pos.clamp(min=0)).masked_fill(pos < 0, -1)
             at_latest = gather_positions(h, latest)
             prefs.append(self.combine[d](h + at_latest) * valid if self.cross_domain else at_latest)
         return prefs, h
@@ -154,7 +153,7 @@ class LLMEMF(SequentialModel):
             self.stream_weight = nn.Parameter(torch.zeros(C))
         self.streams = [self._output_items]
         self.network = MultipleAttention(config)
-        self._recorded: dict | None = None
+        self._recorded_time: torch.Tensor | None = None   # the views' domain_time of the last recorded forward
 
     def _input_items(self, ids: torch.Tensor) -> torch.Tensor:
         """ids -> the fused item vectors [.., d]: the sum of the channels each item has."""
@@ -171,12 +170,13 @@ class LLMEMF(SequentialModel):
         w = w * (len(vecs) / w.sum(-1, keepdim=True).clamp_min(1e-6))
         return torch.cat([v * w[..., c:c + 1] for c, v in enumerate(vecs)], -1), torch.stack(masks).any(0)
 
-    def preferences(self, t: dict, with_states: bool = False):
-        """The users [2][B, L, width] that score domain d's next item at each merged position (and, with
-        `with_states`, the encoder's states as users [B, L, width])."""
-        prefs, h = self.network(self._input_items(t["mixed"]), t)
-        users = [self.user_heads(p) for p in prefs + [h]] if self.score_fusion else prefs + [h]
-        return (users[:2], users[2]) if with_states else users[:2]
+    def _as_users(self, states: torch.Tensor) -> torch.Tensor:
+        """States [.., d] as the users that score items: under score fusion their per-channel parts [.., C * d]."""
+        return self.user_heads(states) if self.score_fusion else states
+
+    def preferences(self, t: dict) -> list[torch.Tensor]:
+        """The users [2][B, L, width] that score domain d's next item at each merged position."""
+        return [self._as_users(p) for p in self.network(self._input_items(t["mixed"]), t)[0]]
 
     def loss(self, views, device, generator: torch.Generator) -> torch.Tensor:
         """The shared next-item loss, with the content of only the items this step touches projected (its
@@ -188,17 +188,17 @@ class LLMEMF(SequentialModel):
             return self._loss(t, device, generator, negatives)
 
     def objectives(self, t):
-        prefs, states = self.preferences(t, with_states=True)
-        for d, users in enumerate(prefs):
-            yield [users], t["next_domain"][d], 1.0
+        prefs, states = self.network(self._input_items(t["mixed"]), t)
+        for d, p in enumerate(prefs):
+            yield [self._as_users(p)], t["next_domain"][d], 1.0
         if self.config.aux_weight > 0:
-            yield [states], t["next_item"], self.config.aux_weight
+            yield [self._as_users(states)], t["next_item"], self.config.aux_weight
 
     def final_users(self, t):
-        prefs = self.preferences(t)
+        prefs, _ = self.network(self._input_items(t["mixed"]), t)
         if self._recording:
-            self._recorded = {k: t[k] for k in ("domain_time",)}
-        return [[p[:, -1]] for p in prefs]
+            self._recorded_time = t["domain_time"]
+        return [[self._as_users(p[:, -1])] for p in prefs]   # the last position only mapped to users
 
     # -- attention hook ----------------------------------------------------------------------------------------------
     _recording = False
@@ -217,7 +217,7 @@ class LLMEMF(SequentialModel):
         """The last recorded weights [B, Lq, Lk] (see the module docstring). One network reads every channel, so
         `stream` is accepted for compatibility and names no separate network."""
         net, maps = self.network, {}
-        time = self._recorded["domain_time"]                                        # [2, B, Ld]
+        time = self._recorded_time                                                  # [2, B, Ld]
         hm = net.merged_heads
         for i, block in enumerate(net.blocks):
             w = block.last_head_weights                                             # [B, H, L, L]
