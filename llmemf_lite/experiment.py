@@ -363,7 +363,9 @@ def runnable_specs(specs: list[RunSpec], features_of, cfg: ExperimentConfig) -> 
             skipped[spec.label] = "not run: every channel it uses is absent from these data"
             continue
         text = [spec.text_encoder, spec.text_source] if "text" in channels else None
-        same = json.dumps([{k: v for k, v in effective.items() if v is not True}, text], sort_keys=True, default=str)
+        # the training settings are part of what makes two runs the same (a tuning grid's learning rates)
+        same = json.dumps([{k: v for k, v in effective.items() if v is not True}, text, spec.train], sort_keys=True,
+                          default=str)
         if same in seen:
             skipped[spec.label] = (f"not run: the same model as '{seen[same]}' on these data (the channel it "
                                    f"switches off is absent anyway)")

@@ -156,7 +156,7 @@ def test_the_standard_ablations_are_the_studys_seven_and_extended_adds_every_sin
 def test_variants_the_data_cannot_run_are_skipped_with_a_reason_and_the_claim_says_so(home):
     """Real Food-Kitchen has no images: "image only" has no channel left, "w/o image" is the full model again, and
     "ID only" is "w/o text" again. They are not run, and the paper comparison says why instead of a zero effect."""
-    from llmemf_lite.experiment import _write, ablation_specs, runnable_specs
+    from llmemf_lite.experiment import RunSpec, _write, ablation_specs, runnable_specs
     from llmemf_lite.models import ItemFeatures
 
     def no_images(spec):   # text for every item, no image anywhere (what load_item_features gives on real data)
@@ -173,6 +173,9 @@ def test_variants_the_data_cannot_run_are_skipped_with_a_reason_and_the_claim_sa
     assert "absent" in skipped["image only"] and len(kept) == len(specs) - 3
     with_images = lambda spec: no_images(spec).add("image", np.zeros((5, 4), np.float32), np.ones(5, bool))
     assert runnable_specs(specs, with_images, cfg) == (specs, {})       # the synthetic world runs all ten
+    # a variant that differs only in its training settings (a tuning grid's learning rates) is another run
+    lrs = [RunSpec(f"lr={lr}", "llmemf", {"use_image": False}, train={"lr": lr}) for lr in (1e-3, 3e-3)]
+    assert runnable_specs(lrs, no_images, cfg) == (lrs, {})
 
     # the comparison names the reason
     rows = [{"label": s.label, "seed": seed, "protocol": p, "domain": d, "cases": 1, **{m: 0.1 for m in METRICS},
