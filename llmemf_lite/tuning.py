@@ -1,18 +1,25 @@
 """One tuning budget for every trainable model: the same small grid (learning rate x dropout, four
-configurations), each configuration trained with seed 0 to early stopping and scored on validation NDCG@10
-(sampled, the selection score of every run); the best configuration per model is then trained with three seeds
-and tested once, on the real Food-Kitchen data, under the fair-training protocol (docs/training.md).
+configurations, and one more with the model's own paper settings where they differ from the project's), searched
+by successive halving with seed 0: every configuration trains `rung_epochs` epochs, the best `keep` of each model
+by validation NDCG@10 (sampled, the selection score of every run) train on to early stopping, and the best of
+those is chosen; the chosen configuration per model is then trained with three seeds and tested once, on the real
+Food-Kitchen data, under the fair-training protocol (docs/training.md).
 
-    python -m llmemf_lite.tuning grid     # results/tuning/food_kitchen_llmcdsr/: every configuration, seed 0
+    python -m llmemf_lite.tuning grid     # results/tuning_rung/ and tuning/food_kitchen_llmcdsr/: seed 0
     python -m llmemf_lite.tuning final    # results/04_train/food_kitchen_llmcdsr/: the chosen ones, seeds 0, 1, 2
+    python -m llmemf_lite.tuning all      # both, one after the other (notebook 04 with -p tuned True)
 
-Written: results/tuning/<pair>_<source>/ (metrics.csv, history.csv, summary.md as every experiment, and
-choice.json: per model the grid, each configuration's validation score and best epoch, and the chosen one).
-Every model gets the same four configurations, and a model whose paper sets something otherwise than the project's
-defaults gets each of them again with its paper's settings (`PAPER_SETTINGS`: SASRec's sqrt(d) input scaling,
-BERT4Rec's mask ratio for dense data, C2DSR's window of 15), none applied silently. Runs resume from
-their checkpoints (artifacts/), so an interrupted grid continues where it stopped, and `final` reuses the grid's
-seed-0 run of each chosen configuration.
+Written: results/tuning_rung/<pair>_<source>/ (every configuration at the rung) and results/tuning/<pair>_<source>/
+(the configurations that went on; metrics.csv, history.csv, summary.md as every experiment, and
+choice.json: per model the grid, each configuration's score at the rung and, if it went on, its converged
+validation score and best epoch, and the chosen one). Every model gets the same four configurations, and a model
+whose paper sets something otherwise than the project's defaults gets one more, its paper's settings at the first
+grid point (`PAPER_SETTINGS`: SASRec's sqrt(d) input scaling, BERT4Rec's mask ratio for dense data, C2DSR's
+window of 15), none applied silently. Successive halving (Jamieson & Talwalkar, 2016) halves the cost of the
+search against training every configuration to convergence; its known bias, towards configurations that start
+fast, is the same for every model. Runs resume from their checkpoints (artifacts/), so an interrupted grid
+continues where it stopped, a configuration that goes on from the rung continues its rung run, and `final`
+reuses the grid's seed-0 run of each chosen configuration.
 """
 from __future__ import annotations
 
@@ -36,6 +43,9 @@ class TuningConfig:
     dropouts: tuple = (0.2, 0.5)
     epochs: int = 40               # an ample budget: a run ends by early stopping, well inside it
     patience: int = 5
+    rung_epochs: int = 4           # successive halving: every configuration trains this long (about half of the
+                                   # best epochs seen on the real data at lr 2e-3), then the best `keep` go on
+    keep: int = 2
     batch_size: int = 128
     text_encoder: str = "minilm"
     text_source: str = "title"     # the real data's text: MiniLM over titles until every item is LLM-enriched
@@ -43,13 +53,15 @@ class TuningConfig:
                                    # real data 2,000 led 500 on validation beyond the spread over 3 seeds (SASRec,
                                    # docs/diagnostics.md); the default world's 1,200-item domains keep 500
     final_seeds: tuple = (0, 1, 2)
+    device: str = "cpu"
     workers: int = 0
     synthetic: object = None       # a SyntheticConfig for source="synthetic" (tests)
     n_negatives: int = 999         # the sampled protocol's negatives per case
 
 
-# A model's own paper settings that differ from the project's defaults: a third grid axis for that model (so at most
-# 8 configurations), never applied silently. SASRec's paper scales the item inputs by sqrt(d) over N(0, 1)
+# A model's own paper settings that differ from the project's defaults: one more grid point for that model, at the
+# grid's first learning rate and dropout (SASRec's paper: lr 1e-3, dropout 0.2 on Amazon data), never applied
+# silently. SASRec's paper scales the item inputs by sqrt(d) over N(0, 1)
 # positions (on the real data ahead of the std-0.02 positions on validation, 3 seeds: docs/diagnostics.md);
 # BERT4Rec's mask ratio 0.2 is its value for dense data (0.6, the default, for Amazon Beauty); C2DSR's window is 15.
 PAPER_SETTINGS = {
@@ -61,10 +73,13 @@ PAPER_SETTINGS = {
 
 def grid(cfg: TuningConfig) -> list[RunSpec]:
     """Every (model, lr, dropout) configuration, labelled "<model> lr=<lr> dropout=<p>", and for a model with its own
-    paper settings (`PAPER_SETTINGS`) each of them again with those settings ("... paper")."""
+    paper settings (`PAPER_SETTINGS`) one more at the first lr and dropout with those settings ("... paper")."""
     specs = []
-    for model, lr, p in itertools.product(cfg.models, cfg.lrs, cfg.dropouts):
-        for paper in ((False, True) if model in PAPER_SETTINGS else (False,)):
+    for model in cfg.models:
+        points = [(lr, p, False) for lr, p in itertools.product(cfg.lrs, cfg.dropouts)]
+        if model in PAPER_SETTINGS:
+            points.append((cfg.lrs[0], cfg.dropouts[0], True))
+        for lr, p, paper in points:
             overrides = {"dropout": p, "n_negatives": cfg.train_negatives,
                          **(PAPER_SETTINGS[model] if paper else {})}
             specs.append(RunSpec(f"{model} lr={lr:g} dropout={p:g}" + (" paper" if paper else ""), model, overrides,
@@ -75,37 +90,71 @@ def grid(cfg: TuningConfig) -> list[RunSpec]:
 def _experiment(cfg: TuningConfig, name: str, seeds) -> ExperimentConfig:
     return ExperimentConfig(name=name, domain_pair=cfg.domain_pair, source=cfg.source, data_dir=cfg.data_dir,
                             seeds=tuple(seeds), epochs=cfg.epochs, patience=cfg.patience,
-                            batch_size=cfg.batch_size, workers=cfg.workers, synthetic=cfg.synthetic,
-                            n_negatives=cfg.n_negatives, progress=False)
+                            batch_size=cfg.batch_size, device=cfg.device, workers=cfg.workers,
+                            synthetic=cfg.synthetic, n_negatives=cfg.n_negatives, progress=False)
 
 
-def choose(history: pd.DataFrame, specs: list[RunSpec], cfg: TuningConfig) -> dict:
-    """Per model: each configuration's best validation score and epoch (seed 0), and the configuration with the
-    highest score (ties: the first in grid order)."""
-    out = {}
+def rung_survivors(history: pd.DataFrame, specs: list[RunSpec], cfg: TuningConfig) -> list[RunSpec]:
+    """Per model, the `keep` configurations with the best validation score within the first `rung_epochs` epochs
+    (seed 0; ties: the first in grid order)."""
+    out = []
+    for model in cfg.models:
+        scored = [(_rung_score(history, s, cfg), i, s) for i, s in enumerate(specs) if s.model == model]
+        ranked = sorted((x for x in scored if x[0] == x[0]), key=lambda x: (-x[0], x[1]))   # a run not made: NaN
+        out += [s for _, _, s in ranked[:cfg.keep]]
+    return out
+
+
+def _runs(history: pd.DataFrame, spec: RunSpec) -> pd.DataFrame:
+    return history[(history["label"] == spec.label) & (history["seed"] == 0)]
+
+
+def _rung_score(history: pd.DataFrame, spec: RunSpec, cfg: TuningConfig) -> float:
+    """The best validation score of a configuration within the rung's epochs (a run resumed from beyond the rung
+    is scored as if it had stopped there)."""
+    runs = _runs(history, spec)
+    return float(runs.loc[runs["epoch"] <= cfg.rung_epochs, "valid_score"].max())
+
+
+def choose(history: pd.DataFrame, specs: list[RunSpec], cfg: TuningConfig, went_on: list[RunSpec]) -> dict:
+    """Per model: each configuration's validation score at the rung; for those that went on, their best score and
+    epoch (seed 0); the chosen configuration: the best of those that went on (ties: the first in grid order)."""
+    out, on = {}, {s.label for s in went_on}
     for model in cfg.models:
         rows = []
         for spec in (s for s in specs if s.model == model):
-            runs = history[(history["label"] == spec.label) & (history["seed"] == 0)]
+            runs = _runs(history, spec)
             if runs.empty:
                 continue
-            best = runs.loc[runs["valid_score"].idxmax()]
-            rows.append({"label": spec.label, "overrides": spec.overrides, "train": spec.train,
-                         "valid_NDCG@10": round(float(best["valid_score"]), 6), "best_epoch": int(best["epoch"]),
-                         "last_epoch": int(runs["epoch"].max()),
-                         "budget_limited": bool(best["epoch"] > cfg.epochs - cfg.patience)})
-        if rows:
-            out[model] = {"grid": rows, "chosen": max(rows, key=lambda r: r["valid_NDCG@10"])["label"]}
+            row = {"label": spec.label, "overrides": spec.overrides, "train": spec.train,
+                   "rung_NDCG@10": round(_rung_score(history, spec, cfg), 6), "went_on": spec.label in on}
+            if spec.label in on:
+                best = runs.loc[runs["valid_score"].idxmax()]
+                row.update({"valid_NDCG@10": round(float(best["valid_score"]), 6), "best_epoch": int(best["epoch"]),
+                            "last_epoch": int(runs["epoch"].max()),
+                            "budget_limited": bool(best["epoch"] > cfg.epochs - cfg.patience)})
+            rows.append(row)
+        finished = [r for r in rows if r["went_on"]]
+        if finished:
+            out[model] = {"rung_epochs": cfg.rung_epochs, "keep": cfg.keep, "grid": rows,
+                          "chosen": max(finished, key=lambda r: r["valid_NDCG@10"])["label"]}
     return out
 
 
 def run_grid(cfg: TuningConfig = TuningConfig()) -> dict:
+    """Successive halving over `grid(cfg)`: every configuration for `rung_epochs` epochs, then the survivors to early
+    stopping within `epochs`; writes choice.json beside the grid's metrics and history."""
     from .experiment import results_folder
 
     specs = grid(cfg)
+    # the rung's runs are an experiment of their own (results/tuning_rung/): its epoch budget is another setting
+    rung = run_experiment(replace(_experiment(cfg, "tuning_rung", (0,)), epochs=cfg.rung_epochs), specs)
+    survivors = rung_survivors(rung["history"], specs, cfg)
     exp = _experiment(cfg, "tuning", (0,))
-    out = run_experiment(exp, specs)
-    choice = choose(out["history"], specs, cfg)
+    out = run_experiment(exp, survivors)
+    history = pd.concat([rung["history"][~rung["history"]["label"].isin({s.label for s in survivors})],
+                         out["history"]], ignore_index=True)
+    choice = choose(history, specs, cfg, survivors)
     (results_folder(exp) / "choice.json").write_text(json.dumps(choice, indent=1) + "\n")
     return choice
 
@@ -124,17 +173,26 @@ def run_final(cfg: TuningConfig = TuningConfig()) -> dict:
     return run_experiment(_experiment(cfg, "04_train", cfg.final_seeds), final_specs(choice, cfg))
 
 
+def run_tuned(cfg: TuningConfig = TuningConfig()) -> dict:
+    """The grid (each run resumed from its checkpoint, so a finished grid costs one test pass per configuration),
+    then the final runs: notebook 04's `tuned` mode and `make reproduce-real`."""
+    run_grid(cfg)
+    return run_final(cfg)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("stage", choices=["grid", "final"])
+    parser.add_argument("stage", choices=["grid", "final", "all"])
     parser.add_argument("--models", nargs="+", default=list(TuningConfig.models))
     parser.add_argument("--workers", type=int, default=TuningConfig.workers)
     args = parser.parse_args(argv)
     cfg = TuningConfig(models=tuple(args.models), workers=args.workers)
     if args.stage == "grid":
         print(json.dumps(run_grid(cfg), indent=1))
-    else:
+    elif args.stage == "final":
         run_final(cfg)
+    else:
+        run_tuned(cfg)
 
 
 if __name__ == "__main__":

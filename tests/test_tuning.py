@@ -23,22 +23,51 @@ def test_every_model_gets_the_same_grid_and_its_paper_settings_as_grid_points():
     assert len(per_model["llmemf"]) == 4 and per_model["gru4rec"] == per_model["llmemf"]
     assert {s.train["lr"] for s in specs} == {1e-3, 3e-3} and {s.overrides["dropout"] for s in specs} == {0.2, 0.5}
     assert {s.overrides["n_negatives"] for s in specs} == {2000}          # one objective for every model
-    paper = [o for o, _ in per_model["sasrec"] if o.get("item_scale")]
-    assert len(per_model["sasrec"]) == 8 and len(paper) == 4
-    assert all(o.items() >= PAPER_SETTINGS["sasrec"].items() for o in paper)
-    assert [o for o, _ in per_model["sasrec"] if not o.get("item_scale")] == [o for o, _ in per_model["llmemf"]]
+    paper = [(o, t) for o, t in per_model["sasrec"] if o.get("item_scale")]
+    assert len(per_model["sasrec"]) == 5 and len(paper) == 1               # one more point, at the first lr and p
+    assert paper[0][0].items() >= PAPER_SETTINGS["sasrec"].items()
+    assert paper[0][0]["dropout"] == 0.2 and paper[0][1] == {"lr": 1e-3}
+    assert [(o, t) for o, t in per_model["sasrec"] if not o.get("item_scale")] == per_model["llmemf"]
+
+
+def test_successive_halving_keeps_the_best_at_the_rung_and_scores_a_longer_run_as_if_stopped_there():
+    from llmemf_lite.tuning import choose, rung_survivors
+
+    cfg = TuningConfig(models=("gru4rec",), rung_epochs=2, keep=2, epochs=10, patience=2)
+    specs = grid(cfg)                                                   # four configurations
+    curves = {specs[0].label: [0.1, 0.2, 0.9, 0.95],                    # best late: scored 0.2 at the rung
+              specs[1].label: [0.3, 0.25], specs[2].label: [0.1, 0.28], specs[3].label: [0.05, 0.1]}
+    history = pd.DataFrame([{"label": label, "seed": 0, "epoch": e + 1, "valid_score": v}
+                            for label, vals in curves.items() for e, v in enumerate(vals)])
+    survivors = rung_survivors(history, specs, cfg)
+    assert [s.label for s in survivors] == [specs[1].label, specs[2].label]
+    on = history[history["label"].isin([specs[1].label, specs[2].label])]
+    longer = pd.DataFrame([{"label": specs[2].label, "seed": 0, "epoch": e, "valid_score": v}
+                           for e, v in ((3, 0.31), (4, 0.3), (5, 0.29))])
+    choice = choose(pd.concat([history[~history["label"].isin({s.label for s in survivors})], on, longer]),
+                    specs, cfg, survivors)["gru4rec"]
+    assert choice["chosen"] == specs[2].label
+    rows = {r["label"]: r for r in choice["grid"]}
+    assert rows[specs[0].label]["rung_NDCG@10"] == 0.2 and not rows[specs[0].label]["went_on"]
+    assert "valid_NDCG@10" not in rows[specs[0].label]
+    assert rows[specs[2].label]["valid_NDCG@10"] == 0.31 and rows[specs[2].label]["best_epoch"] == 3
 
 
 @pytest.mark.slow
 def test_the_grid_records_its_scores_and_choice_and_the_final_run_reuses_seed_0(home):
     cfg = TuningConfig(source="synthetic", data_dir=None, synthetic=SMALL, models=("gru4rec",), lrs=(1e-3, 3e-3),
-                       dropouts=(0.2,), epochs=2, patience=1, final_seeds=(0, 1), n_negatives=99, workers=1)
+                       dropouts=(0.2,), epochs=3, patience=1, rung_epochs=1, keep=1, final_seeds=(0, 1),
+                       n_negatives=99, workers=1)
     choice = run_grid(cfg)
     saved = json.loads((home / "results" / "tuning" / "food_kitchen_synthetic" / "choice.json").read_text())
     assert saved == choice and [r["label"] for r in saved["gru4rec"]["grid"]] == ["gru4rec lr=0.001 dropout=0.2",
                                                                                   "gru4rec lr=0.003 dropout=0.2"]
-    best = max(saved["gru4rec"]["grid"], key=lambda r: r["valid_NDCG@10"])
-    assert saved["gru4rec"]["chosen"] == best["label"]
+    went_on = [r for r in saved["gru4rec"]["grid"] if r["went_on"]]
+    assert len(went_on) == 1 and saved["gru4rec"]["chosen"] == went_on[0]["label"]
+    best = went_on[0]
+    assert best["rung_NDCG@10"] == max(r["rung_NDCG@10"] for r in saved["gru4rec"]["grid"])
+    rung = pd.read_csv(home / "results" / "tuning_rung" / "food_kitchen_synthetic" / "history.csv")
+    assert set(rung["label"]) == {r["label"] for r in saved["gru4rec"]["grid"]} and rung["epoch"].max() == 1
     run_final(cfg)
     final = pd.read_csv(home / "results" / "04_train" / "food_kitchen_synthetic" / "metrics.csv")
     assert set(final["label"]) == {"pop", "gru4rec"} and set(final["seed"]) == {0, 1}
