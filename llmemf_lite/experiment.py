@@ -8,7 +8,9 @@ Written to results/<experiment>/<pair>_<source>/:
   metrics.csv   one row per (variant, seed, protocol, domain): MRR, NDCG@5/10, HR@1/5/10 and the best epoch
   ranks.csv.gz  one row per (variant, seed, protocol, test case): target, domain, greater, ties; every metric can
                 be recomputed from these with `evaluate.expected_rank_metrics`
-  history.csv   per (variant, seed, epoch): training loss, validation scores, sequences/s
+  history.csv   per (variant, seed, epoch): training loss, validation scores
+  timings.csv   per (variant, seed, epoch): training seconds and sequences/s (one torch thread per run where the
+                runs go to worker processes); apart from history.csv, since they vary run to run
   summary.md    the table mean ± std over seeds
 Checkpoints and candidates live in artifacts/ (git-ignored); re-running an experiment resumes finished and
 half-finished runs instead of training them again.
@@ -455,7 +457,7 @@ def _write(cfg: ExperimentConfig, specs, out: dict, notes: dict) -> None:
                                     default=str))
     record = folder / "setting.json"
     if record.is_file() and json.loads(record.read_text()) != setting:
-        for name in ("metrics.csv", "ranks.csv.gz", "history.csv"):
+        for name in ("metrics.csv", "ranks.csv.gz", "history.csv", "timings.csv"):
             (folder / name).unlink(missing_ok=True)
         print(f"{folder}: earlier results were for another setting (e.g. epochs); they are replaced, not merged")
     record.write_text(json.dumps(setting, indent=1, sort_keys=True) + "\n")
@@ -466,8 +468,11 @@ def _write(cfg: ExperimentConfig, specs, out: dict, notes: dict) -> None:
     ranks = _merge(folder / "ranks.csv.gz", out["ranks"], labels)
     ranks.to_csv(folder / "ranks.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
     if len(out["history"]):
-        hist = out["history"].drop(columns=["seconds", "sequences_per_s"])   # timings vary run to run
+        timing = ["seconds", "sequences_per_s"]     # vary run to run: apart from the scores, in timings.csv
+        hist = out["history"].drop(columns=timing)
         _merge(folder / "history.csv", hist, labels).to_csv(folder / "history.csv", index=False, float_format="%.6f")
+        times = out["history"][["label", "seed", "epoch", *timing]]
+        _merge(folder / "timings.csv", times, labels).to_csv(folder / "timings.csv", index=False)
     lines = [f"# {cfg.name}: {cfg.domain_pair} ({cfg.source})", "",
              "Mean ± std over seeds; test cases of held-out users; best epoch chosen on validation NDCG@10 "
              "(sampled protocol).", ""]

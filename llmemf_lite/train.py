@@ -183,6 +183,7 @@ def train_model(model, train_views, valid_views, valid_targets, valid_candidates
     # a run resumes where the model and every setting but the epoch budget (and display flags) are the same: an
     # interrupted run continues, and a finished one given more epochs trains on from its last epoch
     settings = {k: v for k, v in asdict(config).items() if k not in ("epochs", "progress", "resume")}
+    settings["device"] = str(device).split(":")[0]   # where it runs ("auto" on a CPU machine resumes a "cpu" run)
     signature = {"config": json.loads(json.dumps(settings)), "model": model_signature(model)}
     if config.resume and last.is_file():
         meta = read_meta(last)

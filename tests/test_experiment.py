@@ -23,7 +23,11 @@ def test_experiment_writes_recomputable_results(home):
                            progress=False)
     out = run_experiment(cfg, default_specs(["pop", "sasrec", "llmemf_id"]))
     folder = home / "results" / "t" / "food_kitchen_synthetic"
-    assert {p.name for p in folder.iterdir()} >= {"metrics.csv", "ranks.csv.gz", "history.csv", "summary.md"}
+    assert {p.name for p in folder.iterdir()} >= {"metrics.csv", "ranks.csv.gz", "history.csv", "timings.csv",
+                                                  "summary.md"}
+    timings, history = pd.read_csv(folder / "timings.csv"), pd.read_csv(folder / "history.csv")
+    assert len(timings) == len(history) == 2 * 2 and (timings["seconds"] > 0).all()   # 2 trained variants x seeds
+    assert "seconds" not in history and "valid_score" not in timings
     metrics, ranks = pd.read_csv(folder / "metrics.csv"), pd.read_csv(folder / "ranks.csv.gz")
     assert len(metrics) == 3 * 2 * 2 * 2          # variants x seeds x protocols x domains
     assert len(ranks) == 3 * 2 * 2 * 60           # ... x test cases
@@ -214,7 +218,7 @@ def test_results_of_another_setting_are_replaced_not_merged(home, capsys):
     _write(replace(cfg, device="cuda", workers=3), [RunSpec("b", "sasrec")], parts("b"), {})   # same setting
     assert sorted(set(pd.read_csv(folder / "metrics.csv")["label"])) == ["a", "b"]
     _write(replace(cfg, epochs=6), [RunSpec("b", "sasrec")], parts("b"), {})
-    for name in ("metrics.csv", "history.csv", "ranks.csv.gz"):
+    for name in ("metrics.csv", "history.csv", "timings.csv", "ranks.csv.gz"):
         assert set(pd.read_csv(folder / name)["label"]) == {"b"}, name
     assert "another setting" in capsys.readouterr().out
     assert '"epochs": 6' in (folder / "setting.json").read_text()

@@ -14,11 +14,11 @@ from tests.helpers_small import ground_truth_features, small_world
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _train(run_dir, epochs, resume=True, name="llmemf", **overrides):
+def _train(run_dir, epochs, resume=True, name="llmemf", device="cpu", **overrides):
     ds, train, valid, targets, cands = small_world()
     torch.manual_seed(0)
     model = build_model(name, ds.space, ground_truth_features(ds), max_len=20, **overrides)
-    cfg = TrainConfig(epochs=epochs, batch_size=64, patience=10, progress=False, resume=resume)
+    cfg = TrainConfig(epochs=epochs, batch_size=64, patience=10, progress=False, resume=resume, device=device)
     return model, train_model(model, train, valid, targets, cands, ds.space, ds.pair.domains, cfg, run_dir)
 
 
@@ -42,6 +42,13 @@ def test_interrupted_training_resumes_exactly(tmp_path):
     assert resumed.history["seconds"].iloc[0] == cut.history["seconds"].iloc[0]
     np.testing.assert_array_equal(resumed.history["train_loss"], full.history["train_loss"])
     np.testing.assert_array_equal(resumed.history["valid_score"], full.history["valid_score"])
+
+
+def test_a_run_resumes_where_the_device_asked_for_resolves_to_the_same_one(tmp_path, capsys):
+    _, cut = _train(tmp_path / "cut", 1, device="cpu")
+    _, resumed = _train(tmp_path / "cut", 2, device="auto" if not torch.cuda.is_available() else "cpu")
+    assert "written by another" not in capsys.readouterr().out
+    assert resumed.history["seconds"].iloc[0] == cut.history["seconds"].iloc[0]      # epoch 1 read back
 
 
 def test_training_improves_over_the_untrained_model(tmp_path):
