@@ -22,7 +22,7 @@ reproduce: env
 
 ## the same sequence on the real Amazon Food-Kitchen data (LLMCDSR release in ../shared)
 reproduce-real: env
-	$(PY) -m llmemf_lite.pipeline --out runs/food_kitchen_real -p domain_pair food_kitchen -p source llmcdsr -p data_dir $(REAL_DATA) -p device $(REAL_DEVICE)
+	$(PY) -m llmemf_lite.pipeline --out runs/food_kitchen_real -p domain_pair food_kitchen -p source llmcdsr -p data_dir $(REAL_DATA) -p device $(REAL_DEVICE) -p tuned True -p seeds 0,1,2 -p models pop,gru4rec,sasrec,bert4rec,llmemf_id,llmemf
 
 ## unit tests + every committed notebook re-executed and compared with its committed outputs
 test: env

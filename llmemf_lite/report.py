@@ -28,9 +28,8 @@ from .paths import project_root, results_dir
 METRIC = "NDCG@10"
 PROTOCOLS = (("sampled", "999 sampled"), ("full", "full ranking"))
 # the commands that remake each results folder
-REAL_COMMAND = ("papermill notebooks/04_train.ipynb out.ipynb -p source llmcdsr "
-                "-p data_dir ../shared/data/food-kitchen -p models pop,gru4rec,sasrec,bert4rec,c2dsr,llmemf_id,llmemf -p seeds 0,1,2 -p epochs 8 "
-                "-p batch_size 128 -p text_source title -p device cuda")
+REAL_COMMAND = ("papermill notebooks/04_train.ipynb out.ipynb -p source llmcdsr -p data_dir ../shared/data/food-kitchen "
+                "-p models pop,gru4rec,sasrec,bert4rec,llmemf_id,llmemf -p seeds 0,1,2 -p tuned True")
 DEFAULT_COMMAND = "make reproduce"
 EXTENDED_COMMAND = "papermill notebooks/05_ablations.ipynb out.ipynb -p variants extended"
 
@@ -370,9 +369,10 @@ def _verdict_words(eff: pd.DataFrame) -> str:
     return f"{main} in {counts.max()} of {len(eff)} cells" + (f" ({'; '.join(rest)})" if rest else "")
 
 
-def training_reading(metrics: pd.DataFrame, epochs: int | None = None) -> str:
+def training_reading(metrics: pd.DataFrame, epochs: int | None = None, patience: int = 1) -> str:
     """Markdown for the end of notebook 04: which model leads where, LLM-EMF against the paper's claims, the seed
-    spread (or its absence), and whether the runs stopped at their budget."""
+    spread (or its absence), and whether the runs stopped at their budget: a run whose best epoch is later than
+    `epochs - patience` did not end by early stopping."""
     domains = list(dict.fromkeys(metrics["domain"]))
     lines = [f"**What these numbers say** (test {METRIC}, {_seeds(metrics)}):", ""]
     for protocol, name in PROTOCOLS:
@@ -385,10 +385,15 @@ def training_reading(metrics: pd.DataFrame, epochs: int | None = None) -> str:
         lines.append("- One seed gives no spread: a difference here is one draw. Run `-p seeds 0,1,2` to weigh the "
                      "effects against the seeds' spread, as notebook 05 does.")
     if epochs is not None:
-        at_budget = sorted(metrics.loc[metrics["best_epoch"] >= epochs, "label"].unique())
+        trained = metrics[metrics["best_epoch"] > 0]                      # popularity trains no epoch
+        at_budget = sorted(trained.loc[trained["best_epoch"] > epochs - max(patience, 1), "label"].unique())
         if at_budget:
-            lines.append(f"- Best validation epoch = the last ({epochs}) for {', '.join(f'`{x}`' for x in at_budget)}: "
-                         "these are budget numbers, not converged ones.")
+            lines.append(f"- Best validation epoch later than {epochs - max(patience, 1)} of {epochs} (patience "
+                         f"{patience}) for {', '.join(f'`{x}`' for x in at_budget)}: these runs hit their epoch "
+                         "budget; they are budget numbers, not converged ones.")
+        else:
+            lines.append(f"- Every run ended by early stopping (best epoch at least {max(patience, 1)} before the "
+                         f"budget of {epochs}).")
     return "\n".join(lines)
 
 

@@ -56,6 +56,17 @@ def test_one_seed_has_no_plus_minus_and_no_verdict():
         {"LLM-EMF (full)": "llmemf", "w/o image": "sasrec", "w/o text": "pop"})), epochs=4)
 
 
+def test_a_run_whose_best_epoch_is_within_its_patience_of_the_budget_is_called_budget_limited():
+    runs = _metrics().assign(label=lambda f: f["label"].map({"LLM-EMF (full)": "llmemf", "w/o image": "sasrec",
+                                                             "w/o text": "pop"}))
+    runs["best_epoch"] = runs["label"].map({"llmemf": 36, "sasrec": 35, "pop": 0})
+    text = report.training_reading(runs, epochs=40, patience=5)
+    assert "later than 35 of 40 (patience 5) for `llmemf`: these runs hit their epoch budget" in text
+    assert "`sasrec`" not in text.split("later than")[1] and "`pop`" not in text.split("later than")[1]
+    runs["best_epoch"] = runs["label"].map({"llmemf": 30, "sasrec": 35, "pop": 0})
+    assert "Every run ended by early stopping" in report.training_reading(runs, epochs=40, patience=5)
+
+
 def test_tables_keep_the_pairs_order_sampled_first_and_bold_the_best():
     table = report.metric_table(_metrics())
     assert list(table.columns) == ["variant", "Movie, 999 sampled", "Book, 999 sampled", "Movie, full ranking",
