@@ -6,8 +6,9 @@ reads (text encoder and text source). Ablations are lists of variants of the one
 
 Written to results/<experiment>/<pair>_<source>/:
   metrics.csv   one row per (variant, seed, protocol, domain): MRR, NDCG@5/10, HR@1/5/10 and the best epoch
-  ranks.csv.gz  one row per (variant, seed, protocol, test case): target, domain, greater, ties; every metric can
-                be recomputed from these with `evaluate.expected_rank_metrics`
+  ranks.csv.gz  one row per (variant, seed, protocol, test case): target, domain, greater, ties, warm (the target
+                occurs in a training sequence: `data.dataset.items_in_training`); every metric can be recomputed
+                from these with `evaluate.expected_rank_metrics`, per warm and cold target too
   history.csv   per (variant, seed, epoch): training loss, validation scores
   timings.csv   per (variant, seed, epoch): training seconds and sequences/s (one torch thread per run where the
                 runs go to worker processes); apart from history.csv, since they vary run to run
@@ -185,12 +186,14 @@ class _Setting:
 
     def __init__(self, cfg: ExperimentConfig):
         from .data.build import build_dataset, dataset_folder
+        from .data.dataset import items_in_training
         from .paths import artifacts_dir
 
         self.cfg = cfg
         self.ds = ds = build_dataset(cfg.domain_pair, cfg.source, cfg.data_dir, cfg.synthetic)
         self.space, self.names = ds.space, ds.pair.domains
         self.train_seqs = list(ds.split("train")["items"])
+        self.warm = items_in_training(self.train_seqs, self.space.n_items)
         self.train_views = training_views(self.train_seqs, self.space, cfg.max_len)
         self.valid_views, self.valid_targets = evaluation_views(list(ds.split("valid")["items"]), self.space,
                                                                 cfg.max_len)
@@ -244,7 +247,8 @@ class _Setting:
             history = result.history.assign(label=spec.label, seed=seed)
         cases = evaluate_ranking(model, self.test_views, self.test_targets, self.space, self.test_cands,
                                  self.eval_cfg, resolve_device(cfg.device) if spec.model != "pop" else "cpu")
-        ranks = cases[["protocol", "case", "target", "domain", "greater", "ties"]].assign(label=spec.label, seed=seed)
+        ranks = cases[["protocol", "case", "target", "domain", "greater", "ties"]].assign(
+            warm=self.warm[cases["target"].to_numpy()], label=spec.label, seed=seed)
         metrics = summarize(cases, self.names).assign(label=spec.label, seed=seed, best_epoch=best_epoch)
         return metrics, ranks, history
 

@@ -77,6 +77,50 @@ def metric_table(metrics: pd.DataFrame, metric: str = METRIC, digits: int = 4, b
     return out
 
 
+def warm_cold_metrics(ranks: pd.DataFrame, domains) -> pd.DataFrame:
+    """Per (variant, seed, protocol, domain, warm): the cases and every metric, from the per-case ranks
+    (`experiment`'s ranks.csv.gz; `warm`: the target occurs in a training sequence). `domains`: the pair's names,
+    X first (the ranks hold the domain's index). Ranks written before the warm column existed give no rows."""
+    from .evaluate import expected_rank_metrics
+    from .experiment import METRICS
+
+    if "warm" not in ranks:
+        return pd.DataFrame()
+    ranks = ranks.dropna(subset=["warm"]).astype({"warm": bool})
+    per_case = ranks.assign(**expected_rank_metrics(ranks["greater"].to_numpy(), ranks["ties"].to_numpy()))
+    keys = ["label", "seed", "protocol", "domain", "warm"]
+    out = per_case.groupby(keys, sort=False)
+    frame = out[list(METRICS)].mean().join(out.size().rename("cases"))
+    frame = frame.reset_index()
+    frame["domain"] = frame["domain"].map(dict(enumerate(domains)))
+    return frame
+
+
+def warm_cold_table(ranks: pd.DataFrame, domains, protocol: str = "sampled", metric: str = METRIC,
+                    digits: int = 3) -> pd.DataFrame:
+    """One row per variant, one column per (domain, warm | cold) of `protocol`: `metric` as mean ± std over seeds,
+    the column naming its test cases; the best mean of each column in bold. Empty without a warm column."""
+    frame = warm_cold_metrics(ranks, domains)
+    if frame.empty:
+        return frame
+    frame = frame[frame["protocol"] == protocol]
+    variants = list(dict.fromkeys(frame["label"]))
+    out = pd.DataFrame({"variant": variants})
+    for domain in domains:
+        for warm, word in ((True, "warm"), (False, "cold")):
+            rows = frame[(frame["domain"] == domain) & (frame["warm"] == warm)]
+            if rows.empty:
+                continue
+            groups = rows.groupby("label", sort=False)[metric]
+            means = groups.mean()
+            cells = [mean_std(groups.get_group(v), digits) if v in means.index else "" for v in variants]
+            if len(means) > 1:
+                cells = [f"**{c}**" if v == means.idxmax() else c for v, c in zip(variants, cells)]
+            cases = int(rows.groupby("seed")["cases"].first().iloc[0])
+            out[f"{domain.capitalize()}, {word} ({cases:,} cases)"] = cells
+    return out
+
+
 def markdown(frame: pd.DataFrame) -> str:
     from .experiment import markdown_table
 

@@ -30,6 +30,13 @@ def test_experiment_writes_recomputable_results(home):
     assert "seconds" not in history and "valid_score" not in timings
     metrics, ranks = pd.read_csv(folder / "metrics.csv"), pd.read_csv(folder / "ranks.csv.gz")
     assert len(metrics) == 3 * 2 * 2 * 2          # variants x seeds x protocols x domains
+    # warm: the target occurs in a training sequence
+    from llmemf_lite.data.build import build_dataset
+    from llmemf_lite.data.dataset import items_in_training
+
+    ds = build_dataset("food_kitchen", "synthetic", None, SMALL)
+    warm = items_in_training(list(ds.split("train")["items"]), ds.space.n_items)
+    assert ranks["warm"].tolist() == warm[ranks["target"]].tolist()
     assert len(ranks) == 3 * 2 * 2 * 60           # ... x test cases
     # every number in metrics.csv follows from the per-case ranks
     per_case = expected_rank_metrics(ranks["greater"], ranks["ties"])

@@ -67,6 +67,24 @@ def test_a_run_whose_best_epoch_is_within_its_patience_of_the_budget_is_called_b
     assert "Every run ended by early stopping" in report.training_reading(runs, epochs=40, patience=5)
 
 
+def test_the_warm_and_cold_table_scores_each_kind_of_target_apart_from_the_per_case_ranks():
+    # two variants, two seeds; food: 3 warm targets ranked first, 1 cold ranked 100th; kitchen: 2 warm ranked 2nd
+    rows = [{"label": label, "seed": seed, "protocol": "sampled", "case": c, "target": c, "domain": d,
+             "greater": g + (label == "b"), "ties": 0, "warm": w}
+            for label in ("a", "b") for seed in (0, 1)
+            for c, d, g, w in ((0, 0, 0, True), (1, 0, 0, True), (2, 0, 0, True), (3, 0, 99, False),
+                               (4, 1, 1, True), (5, 1, 1, True))]
+    ranks = pd.DataFrame(rows)
+    per = report.warm_cold_metrics(ranks, ("food", "kitchen")).set_index(["label", "seed", "domain", "warm"])
+    assert per.loc[("a", 0, "food", True), "HR@1"] == 1.0 and per.loc[("a", 0, "food", True), "cases"] == 3
+    assert per.loc[("a", 0, "food", False), "HR@10"] == 0.0
+    table = report.warm_cold_table(ranks, ("food", "kitchen"), metric="HR@1")
+    assert list(table.columns) == ["variant", "Food, warm (3 cases)", "Food, cold (1 cases)",
+                                   "Kitchen, warm (2 cases)"]
+    assert table["Food, warm (3 cases)"].tolist() == ["**1.000 ± 0.000**", "0.000 ± 0.000"]
+    assert report.warm_cold_table(ranks.drop(columns="warm"), ("food", "kitchen")).empty   # older ranks files
+
+
 def test_tables_keep_the_pairs_order_sampled_first_and_bold_the_best():
     table = report.metric_table(_metrics())
     assert list(table.columns) == ["variant", "Movie, 999 sampled", "Book, 999 sampled", "Movie, full ranking",

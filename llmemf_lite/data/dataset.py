@@ -147,6 +147,15 @@ def _describe_lengths(lengths: np.ndarray) -> dict:
             "min": int(lengths.min()), "max": int(lengths.max())}
 
 
+
+def items_in_training(train_sequences, n_items: int) -> np.ndarray:
+    """[n_items] bool: the item occurs in a training sequence (a *warm* item, whose ID embedding is trained); False:
+    a *cold* item, which only its content channels know. The one definition of warm and cold in the project."""
+    warm = np.zeros(n_items, bool)
+    if len(train_sequences):
+        warm[np.concatenate([np.asarray(s, dtype=np.int64) for s in train_sequences])] = True
+    return warm
+
 def dataset_card(ds: CrossDomainDataset, *, source: str, synthetic: bool, provenance: dict,
                  skipped: dict | None = None, absent: dict | None = None) -> dict:
     """Statistics and provenance of a dataset, as stored in card.json and shown by notebook 01. `absent`: input
@@ -172,10 +181,7 @@ def dataset_card(ds: CrossDomainDataset, *, source: str, synthetic: bool, proven
                                for s in SPLITS}
     card["cross_domain_transition_share"] = round(cross_domain_transition_share(
         seqs.loc[seqs["kind"] == "mixed", "items"], space), 4)
-    # cold: an evaluation target that no training sequence holds (only its content channels know it)
-    in_train = np.zeros(space.n_items, bool)
-    if len(train):
-        in_train[np.concatenate(train["items"].to_list())] = True
+    in_train = items_in_training(train["items"].to_list(), space.n_items)
     card["items_in_train"] = {ds.pair.x: int(in_train[:space.n_x].sum()), ds.pair.y: int(in_train[space.n_x:].sum())}
     targets, cold = {}, {}
     for s in ("valid", "test"):
