@@ -167,10 +167,32 @@ def final_specs(choice: dict, cfg: TuningConfig) -> list[RunSpec]:
 
 
 def run_final(cfg: TuningConfig = TuningConfig()) -> dict:
+    return run_experiment(_experiment(cfg, "04_train", cfg.final_seeds), final_specs(load_choice(cfg), cfg))
+
+
+def load_choice(cfg: TuningConfig) -> dict:
+    """choice.json of the grid of `cfg`'s data; SystemExit naming the command that makes it where it is absent."""
     from .experiment import results_folder
 
-    choice = json.loads((results_folder(_experiment(cfg, "tuning", (0,))) / "choice.json").read_text())
-    return run_experiment(_experiment(cfg, "04_train", cfg.final_seeds), final_specs(choice, cfg))
+    path = results_folder(_experiment(cfg, "tuning", (0,))) / "choice.json"
+    if not path.is_file():
+        raise SystemExit(f"{path}: no tuning grid on these data yet; run `python -m llmemf_lite.tuning grid` "
+                         "(or notebook 04 with -p tuned True) first")
+    return json.loads(path.read_text())
+
+
+def tuned_variants(specs: list[RunSpec], choice: dict, cfg: TuningConfig, model: str = "llmemf") -> list[RunSpec]:
+    """Ablation variants at `model`'s chosen configuration (its dropout, negatives, learning rate), each variant's
+    own switches kept: the ablations of notebook 05 with -p tuned True change one part of the tuned full model."""
+    chosen = {s.label: s for s in grid(replace(cfg, models=(model,)))}[choice[model]["chosen"]]
+    return [replace(s, overrides={**chosen.overrides, **s.overrides}, train={**chosen.train, **s.train})
+            for s in specs]
+
+
+def tuned_experiment(exp: ExperimentConfig, cfg: TuningConfig) -> ExperimentConfig:
+    """`exp` under the tuning's protocol: its epoch budget, patience, batch size and test negatives."""
+    return replace(exp, epochs=cfg.epochs, patience=cfg.patience, batch_size=cfg.batch_size,
+                   n_negatives=cfg.n_negatives)
 
 
 def run_tuned(cfg: TuningConfig = TuningConfig()) -> dict:

@@ -74,3 +74,17 @@ def test_the_grid_records_its_scores_and_choice_and_the_final_run_reuses_seed_0(
     tuned = pd.read_csv(home / "results" / "tuning" / "food_kitchen_synthetic" / "metrics.csv")
     pick = lambda f, label: f[(f["label"] == label) & (f["seed"] == 0)].sort_values(["protocol", "domain"])
     assert pick(final, "gru4rec")["NDCG@10"].tolist() == pick(tuned, best["label"])["NDCG@10"].tolist()
+
+
+def test_ablation_variants_take_the_full_models_tuned_configuration_and_keep_their_own_switches():
+    from llmemf_lite.experiment import ExperimentConfig, ablation_specs
+    from llmemf_lite.tuning import tuned_experiment, tuned_variants
+
+    cfg = TuningConfig()
+    choice = {"llmemf": {"chosen": "llmemf lr=0.003 dropout=0.5"}}
+    variants = tuned_variants(ablation_specs(), choice, cfg)
+    assert all(v.train == {"lr": 3e-3} and v.overrides["dropout"] == 0.5 and v.overrides["n_negatives"] == 2000
+               for v in variants)
+    assert next(v for v in variants if v.label == "w/o text").overrides["use_text"] is False
+    exp = tuned_experiment(ExperimentConfig(name="05_ablations", epochs=4), cfg)
+    assert (exp.epochs, exp.patience, exp.batch_size, exp.name) == (40, 5, 128, "05_ablations")
