@@ -205,10 +205,13 @@ def run_tuned(cfg: TuningConfig = TuningConfig()) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("stage", choices=["grid", "final", "all"])
+    parser.add_argument("--domain-pair", default=TuningConfig.domain_pair)
+    parser.add_argument("--data-dir", default=TuningConfig.data_dir, help="the LLMCDSR release folder of the pair")
     parser.add_argument("--models", nargs="+", default=list(TuningConfig.models))
     parser.add_argument("--workers", type=int, default=TuningConfig.workers)
     args = parser.parse_args(argv)
-    cfg = TuningConfig(models=tuple(args.models), workers=args.workers)
+    cfg = TuningConfig(domain_pair=args.domain_pair, data_dir=args.data_dir, models=tuple(args.models),
+                       workers=args.workers)
     if args.stage == "grid":
         print(json.dumps(run_grid(cfg), indent=1))
     elif args.stage == "final":
