@@ -28,8 +28,17 @@ from .paths import project_root, results_dir
 METRIC = "NDCG@10"
 PROTOCOLS = (("sampled", "999 sampled"), ("full", "full ranking"))
 # the commands that remake each results folder
-REAL_COMMAND = ("papermill notebooks/04_train.ipynb out.ipynb -p source llmcdsr -p data_dir ../shared/data/food-kitchen "
-                "-p models pop,gru4rec,sasrec,bert4rec,llmemf_id,llmemf -p seeds 0,1,2 -p tuned True")
+# the real-data tables: tuned (llmemf_lite.tuning), one command per pair
+REAL_COMMANDS = {
+    "food_kitchen_llmcdsr": "papermill notebooks/04_train.ipynb out.ipynb -p source llmcdsr -p data_dir "
+                            "../shared/data/food-kitchen -p models pop,gru4rec,sasrec,bert4rec,llmemf_id,llmemf "
+                            "-p seeds 0,1,2 -p tuned True",
+    "movie_book_llmcdsr": "papermill notebooks/04_train.ipynb out.ipynb -p domain_pair movie_book -p source llmcdsr "
+                          "-p data_dir ../shared/data/movie-book -p models pop,gru4rec,sasrec,bert4rec,llmemf_id,"
+                          "llmemf -p seeds 0,1,2 -p tuned True",
+}
+REAL_COMMAND = REAL_COMMANDS["food_kitchen_llmcdsr"]
+REAL_DATA = {"food_kitchen_llmcdsr": "real Food–Kitchen", "movie_book_llmcdsr": "real Movie–Book"}
 DEFAULT_COMMAND = "make reproduce"
 EXTENDED_COMMAND = "papermill notebooks/05_ablations.ipynb out.ipynb -p variants extended"
 
@@ -157,10 +166,10 @@ def _missing(path: Path) -> str:
 
 
 def headline(root: Path) -> str:
-    """The README's one table: test NDCG@10 of every model of notebook 04, the real Food–Kitchen data first, then
-    the default (synthetic) world."""
+    """The README's one table: test NDCG@10 of every model of notebook 04, the real data first (each pair whose
+    table exists), then the default (synthetic) world."""
     parts, sources = [], []
-    for pair_source, what, command in (("food_kitchen_llmcdsr", "real Food–Kitchen", REAL_COMMAND),
+    for pair_source, what, command in (*((k, REAL_DATA[k], REAL_COMMANDS[k]) for k in REAL_DATA),
                                        ("food_kitchen_synthetic", "default world", DEFAULT_COMMAND)):
         path, metrics = _metrics(root, "04_train", pair_source)
         if metrics is None:
@@ -182,6 +191,60 @@ def table_04(root: Path, pair_source: str, command: str) -> str:
         return _missing(path)
     return (f"Test {METRIC}, {_seeds(metrics)}{_epochs(folder)}; mean ± std over seeds where there are several.\n\n"
             + markdown(metric_table(metrics)) + "\n\nNumbers " + _source_line([path, folder / "summary.md"], command))
+
+
+def warm_cold_04(root: Path, pair_source: str, experiment: str = "04_train") -> str:
+    """Test NDCG@10 of warm and cold targets apart (`warm_cold_table`), both protocols, from the per-case ranks."""
+    folder = root / experiment / pair_source
+    path, metrics = _metrics(root, experiment, pair_source)
+    if metrics is None:
+        return _missing(path)
+    ranks = pd.read_csv(folder / "ranks.csv.gz")
+    domains = list(dict.fromkeys(metrics["domain"]))
+    parts = []
+    for protocol, name in PROTOCOLS:
+        table = warm_cold_table(ranks, domains, protocol)
+        if table.empty:
+            return f"*`{_link(folder / 'ranks.csv.gz')}` predates the warm/cold record; re-run its command.*"
+        parts.append(f"**{name}**\n\n" + markdown(table))
+    return ("\n\n".join(parts) + f"\n\nTest {METRIC}, {_seeds(metrics)}, mean ± std over seeds; warm: the target "
+            "occurs in a training sequence; cold: in none. Computed from " + _link(folder / "ranks.csv.gz") + ".")
+
+
+def tuning_choice(root: Path, pair_source: str) -> str:
+    """Every configuration of the tuning grid: its score at the rung, where it went on its converged validation
+    score and best epoch, and each model's choice (choice.json of `llmemf_lite.tuning`)."""
+    path = root / "tuning" / pair_source / "choice.json"
+    if not path.is_file():
+        return _missing(path)
+    rows = []
+    for model, record in json.loads(path.read_text()).items():
+        for r in record["grid"]:
+            rows.append({"model": model, "configuration": r["label"].removeprefix(model + " "),
+                         f"valid {METRIC} at epoch {record['rung_epochs']}": f"{r['rung_NDCG@10']:.4f}",
+                         "went on": "yes" if r["went_on"] else "",
+                         f"best valid {METRIC}": f"{r['valid_NDCG@10']:.4f}" if r["went_on"] else "",
+                         "best / last epoch": f"{r['best_epoch']} / {r['last_epoch']}" if r["went_on"] else "",
+                         "chosen": "**chosen**" if r["label"] == record["chosen"] else ""})
+    return (markdown(pd.DataFrame(rows)) + "\n\nValidation NDCG@10 (sampled), seed 0; from " + _link(path)
+            + "; remade by `python -m llmemf_lite.tuning grid`.")
+
+
+def convergence(root: Path, pair_source: str) -> str:
+    """Each model's training time to its best validation epoch (benchmarks/bench_convergence.py)."""
+    path = root / "benchmarks" / f"convergence_{pair_source}.json"
+    if not path.is_file():
+        return _missing(path)
+    run = json.loads(path.read_text())
+    rows = [{"model": m, "best epochs (seeds)": ", ".join(str(x["best_epoch"]) for x in r["runs"]),
+             "last epochs": ", ".join(str(x["last_epoch"]) for x in r["runs"]),
+             "training s to the best epoch": f"{r['mean_seconds_to_best']:,.0f}",
+             "training s in all": f"{r['mean_seconds_total']:,.0f}",
+             "× SASRec (to the best)": f"{r.get('to_best_ratio_to_sasrec', float('nan')):.2f}",
+             "sequences/s": f"{r['runs'][0]['sequences_per_s']:,.0f}"}
+            for m, r in run["models"].items()]
+    return (markdown(pd.DataFrame(rows)) + f"\n\nMean over seeds; {run['machine']}; commit {run['commit']}; "
+            + _source_line([path], run["command"]))
 
 
 def table_05(root: Path, pair_source: str) -> str:
@@ -308,6 +371,14 @@ TABLES = {
        for name in ("init_norms", "position_init", "objective", "loss_weighting", "llmemf_design",
                     "content_dropout")},
     "real_04": lambda root: table_04(root, "food_kitchen_llmcdsr", REAL_COMMAND),
+    "real_04_movie_book": lambda root: table_04(root, "movie_book_llmcdsr", REAL_COMMANDS["movie_book_llmcdsr"]),
+    "real_warm_cold": lambda root: warm_cold_04(root, "food_kitchen_llmcdsr"),
+    "real_warm_cold_movie_book": lambda root: warm_cold_04(root, "movie_book_llmcdsr"),
+    "tuning_food_kitchen": lambda root: tuning_choice(root, "food_kitchen_llmcdsr"),
+    "tuning_movie_book": lambda root: tuning_choice(root, "movie_book_llmcdsr"),
+    "convergence_food_kitchen": lambda root: convergence(root, "food_kitchen_llmcdsr"),
+    "convergence_movie_book": lambda root: convergence(root, "movie_book_llmcdsr"),
+    "real_claims_movie_book": lambda root: claims_table(root, "movie_book_llmcdsr"),
     "default_04": lambda root: table_04(root, "food_kitchen_synthetic", DEFAULT_COMMAND),
     "default_05": lambda root: table_05(root, "food_kitchen_synthetic"),
     "real_claims": lambda root: claims_table(root, "food_kitchen_llmcdsr"),

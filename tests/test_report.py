@@ -178,3 +178,18 @@ def test_clean_strips_the_run_record_and_keeps_the_rest(tmp_path):
     clean = json.loads(path.read_text())
     assert clean["metadata"] == {"kernelspec": nbbuild.KERNELSPEC, "language_info": {"name": "python"}}
     assert clean["cells"][0]["metadata"] == {"tags": ["parameters"]}
+
+
+def test_the_tuning_table_shows_every_configuration_and_marks_the_choice(tmp_path, monkeypatch):
+    _project(tmp_path, monkeypatch, "")
+    folder = tmp_path / "results" / "tuning" / "food_kitchen_llmcdsr"
+    folder.mkdir(parents=True)
+    grid = [{"label": "sasrec lr=0.001 dropout=0.2", "rung_NDCG@10": 0.2, "went_on": True, "valid_NDCG@10": 0.28,
+             "best_epoch": 9, "last_epoch": 14},
+            {"label": "sasrec lr=0.003 dropout=0.5", "rung_NDCG@10": 0.1, "went_on": False}]
+    (folder / "choice.json").write_text(json.dumps({"sasrec": {"rung_epochs": 4, "keep": 1, "grid": grid,
+                                                              "chosen": grid[0]["label"]}}))
+    text = report.TABLES["tuning_food_kitchen"](tmp_path / "results")
+    assert "| sasrec | lr=0.001 dropout=0.2 | 0.2000 | yes | 0.2800 | 9 / 14 | **chosen** |" in text
+    assert "| sasrec | lr=0.003 dropout=0.5 | 0.1000 |  |  |  |  |" in text
+    assert "valid NDCG@10 at epoch 4" in text
