@@ -3,6 +3,7 @@ variants run through `experiment.run_experiment` under one protocol, so that the
 is the change named in their labels.
 
     python -m llmemf_lite.diagnostics init_norms position_init objective loss_weighting llmemf_design content_dropout
+    python -m llmemf_lite.diagnostics batch_size
 
 Each experiment writes results/diagnostics/<name>/food_kitchen_llmcdsr/ (metrics.csv, history.csv, summary.md; see
 `experiment.py`); `init_norms` writes results/diagnostics/init_norms.csv (the position / item input norms of every
@@ -59,6 +60,10 @@ EXPERIMENTS: dict[str, list[RunSpec]] = {
         RunSpec("llmemf_id, no merged next-item objective, 4 heads (2 merged, 2 own-domain)", "llmemf_id",
                 {"aux_weight": 0.0, "n_heads": 4}),
         RunSpec("llmemf_id, + merged next-item objective at weight 1 (the default)", "llmemf_id", {}),
+    ],
+    "batch_size": [      # (e): does a larger batch, with its learning rate scaled by sqrt(batch ratio), converge sooner?
+        RunSpec(f"sasrec, batch {b}, lr {lr:g}", "sasrec", {"n_negatives": 2000}, train={"batch_size": b, "lr": lr})
+        for b, lr in ((128, 2e-3), (256, 2.83e-3), (512, 4e-3))
     ],
     "content_dropout": [
         RunSpec("llmemf, content dropout 0.2", "llmemf", {}, **TITLES),
