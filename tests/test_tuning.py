@@ -70,6 +70,8 @@ def test_the_grid_records_its_scores_and_choice_and_the_final_run_reuses_seed_0(
     assert set(rung["label"]) == {r["label"] for r in saved["gru4rec"]["grid"]} and rung["epoch"].max() == 1
     run_final(cfg)
     final = pd.read_csv(home / "results" / "04_train" / "food_kitchen_synthetic" / "metrics.csv")
+    skipped = json.loads((home / "results" / "04_train" / "food_kitchen_synthetic" / "skipped.json").read_text())
+    assert "0.06x SASRec" in skipped["c2dsr"]             # why the tuned table has no C2DSR row
     assert set(final["label"]) == {"pop", "gru4rec"} and set(final["seed"]) == {0, 1}
     tuned = pd.read_csv(home / "results" / "tuning" / "food_kitchen_synthetic" / "metrics.csv")
     pick = lambda f, label: f[(f["label"] == label) & (f["seed"] == 0)].sort_values(["protocol", "domain"])
