@@ -123,7 +123,7 @@ def warm_cold_table(ranks: pd.DataFrame, domains, protocol: str = "sampled", met
             groups = rows.groupby("label", sort=False)[metric]
             means = groups.mean()
             cells = [mean_std(groups.get_group(v), digits) if v in means.index else "" for v in variants]
-            if len(means) > 1:
+            if len(means) > 1 and means.max() > means.min():        # a column of equal means has no best
                 cells = [f"**{c}**" if v == means.idxmax() else c for v, c in zip(variants, cells)]
             cases = int(rows.groupby("seed")["cases"].first().iloc[0])
             out[f"{domain.capitalize()}, {word} ({cases:,} cases)"] = cells
@@ -379,6 +379,7 @@ TABLES = {
     "convergence_food_kitchen": lambda root: convergence(root, "food_kitchen_llmcdsr"),
     "convergence_movie_book": lambda root: convergence(root, "movie_book_llmcdsr"),
     "real_claims_movie_book": lambda root: claims_table(root, "movie_book_llmcdsr"),
+    "default_05_warm_cold": lambda root: warm_cold_04(root, "food_kitchen_synthetic", "05_ablations"),
     "default_04": lambda root: table_04(root, "food_kitchen_synthetic", DEFAULT_COMMAND),
     "default_05": lambda root: table_05(root, "food_kitchen_synthetic"),
     "real_claims": lambda root: claims_table(root, "food_kitchen_llmcdsr"),

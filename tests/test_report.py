@@ -82,6 +82,7 @@ def test_the_warm_and_cold_table_scores_each_kind_of_target_apart_from_the_per_c
     assert list(table.columns) == ["variant", "Food, warm (3 cases)", "Food, cold (1 cases)",
                                    "Kitchen, warm (2 cases)"]
     assert table["Food, warm (3 cases)"].tolist() == ["**1.000 ± 0.000**", "0.000 ± 0.000"]
+    assert table["Food, cold (1 cases)"].tolist() == ["0.000 ± 0.000"] * 2                 # equal: none in bold
     assert report.warm_cold_table(ranks.drop(columns="warm"), ("food", "kitchen")).empty   # older ranks files
 
 
