@@ -304,6 +304,7 @@ def diagnostic_summary(name: str, root: Path | None = None) -> pd.DataFrame | No
     if not (folder / "metrics.csv").is_file():
         return None
     metrics, history = pd.read_csv(folder / "metrics.csv"), pd.read_csv(folder / "history.csv")
+    timings = pd.read_csv(folder / "timings.csv") if (folder / "timings.csv").is_file() else None
     setting = json.loads((folder / "setting.json").read_text())
     budget, patience = setting["epochs"], setting["patience"]
     rows = []
@@ -321,6 +322,9 @@ def diagnostic_summary(name: str, root: Path | None = None) -> pd.DataFrame | No
                "budget-limited": "yes" if (per_seed["epoch"].to_numpy() > budget - patience).any() else "no"}
         for domain, group in test.groupby("domain", sort=False):
             row[f"test NDCG@10 {domain}"] = mean_std(group["NDCG@10"])
+        if timings is not None:   # training seconds up to the best epoch (experiments run since timings.csv exists)
+            t = timings[timings["label"] == label].merge(per_seed[["seed", "epoch"]].rename(columns={"epoch": "best"}))
+            row["training s to the best epoch"] = f"{t.loc[t['epoch'] <= t['best'], 'seconds'].sum() / len(per_seed):.0f}"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -369,7 +373,7 @@ TABLES = {
     "benchmark_train_eval": benchmark_train_eval,
     **{f"diagnostics_{name}": (lambda root, name=name: diagnostic(root, name))
        for name in ("init_norms", "position_init", "objective", "loss_weighting", "llmemf_design",
-                    "content_dropout")},
+                    "content_dropout", "batch_size")},
     "real_04": lambda root: table_04(root, "food_kitchen_llmcdsr", REAL_COMMAND),
     "real_04_movie_book": lambda root: table_04(root, "movie_book_llmcdsr", REAL_COMMANDS["movie_book_llmcdsr"]),
     "real_warm_cold": lambda root: warm_cold_04(root, "food_kitchen_llmcdsr"),
