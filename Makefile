@@ -7,8 +7,9 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-REAL_DATA ?= ../shared/data/food-kitchen
-# notebooks 03-06 on the real data: a GPU where there is one (`make reproduce-real REAL_DEVICE=cpu` forces the CPU)
+SHARED_DATA ?= ../shared/data
+# notebooks 01-06 on the real data, each model tuned (llmemf_lite.tuning): a GPU where there is one
+# (`make reproduce-real REAL_DEVICE=cpu` forces the CPU)
 REAL_DEVICE ?= auto
 
 .PHONY: env reproduce reproduce-real test notebooks lab benchmarks
@@ -20,9 +21,11 @@ env:
 reproduce: env
 	$(PY) -m llmemf_lite.pipeline --out runs/default
 
-## the same sequence on the real Amazon Food-Kitchen data (LLMCDSR release in ../shared)
+## the same sequence on the two real Amazon pairs (LLMCDSR releases in ../shared/data), every model tuned
+REAL_PARAMS = -p source llmcdsr -p device $(REAL_DEVICE) -p tuned True -p seeds 0,1,2 -p models pop,gru4rec,sasrec,bert4rec,llmemf_id,llmemf
 reproduce-real: env
-	$(PY) -m llmemf_lite.pipeline --out runs/food_kitchen_real -p domain_pair food_kitchen -p source llmcdsr -p data_dir $(REAL_DATA) -p device $(REAL_DEVICE) -p tuned True -p seeds 0,1,2 -p models pop,gru4rec,sasrec,bert4rec,llmemf_id,llmemf
+	$(PY) -m llmemf_lite.pipeline --out runs/food_kitchen_real -p domain_pair food_kitchen -p data_dir $(SHARED_DATA)/food-kitchen $(REAL_PARAMS)
+	$(PY) -m llmemf_lite.pipeline --out runs/movie_book_real -p domain_pair movie_book -p data_dir $(SHARED_DATA)/movie-book $(REAL_PARAMS)
 
 ## unit tests + every committed notebook re-executed and compared with its committed outputs
 test: env
