@@ -455,12 +455,13 @@ _SETTING_EXCLUDED = ("seeds", "device", "progress", "workers")
 def _write(cfg: ExperimentConfig, specs, out: dict, notes: dict) -> None:
     folder = results_folder(cfg)
     folder.mkdir(parents=True, exist_ok=True)
-    # rows of an earlier run are merged only where it ran the same setting (setting.json); a folder from before that
-    # record existed is merged as it is
+    # rows of an earlier run are merged only where it ran the same setting (setting.json); rows without that record
+    # are of an unknown setting and are replaced too (merged, they once put an 8-epoch row into a 40-epoch table)
     setting = json.loads(json.dumps({k: v for k, v in asdict(cfg).items() if k not in _SETTING_EXCLUDED},
                                     default=str))
     record = folder / "setting.json"
-    if record.is_file() and json.loads(record.read_text()) != setting:
+    unknown = not record.is_file() and (folder / "metrics.csv").is_file()
+    if unknown or (record.is_file() and json.loads(record.read_text()) != setting):
         for name in ("metrics.csv", "ranks.csv.gz", "history.csv", "timings.csv"):
             (folder / name).unlink(missing_ok=True)
         print(f"{folder}: earlier results were for another setting (e.g. epochs); they are replaced, not merged")

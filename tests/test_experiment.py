@@ -229,3 +229,6 @@ def test_results_of_another_setting_are_replaced_not_merged(home, capsys):
         assert set(pd.read_csv(folder / name)["label"]) == {"b"}, name
     assert "another setting" in capsys.readouterr().out
     assert '"epochs": 6' in (folder / "setting.json").read_text()
+    (folder / "setting.json").unlink()                  # rows of an unknown setting are replaced, not merged
+    _write(cfg, [RunSpec("c", "sasrec")], parts("c"), {})
+    assert set(pd.read_csv(folder / "metrics.csv")["label"]) == {"c"}
