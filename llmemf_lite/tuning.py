@@ -9,7 +9,9 @@ Food-Kitchen data, under the fair-training protocol (docs/training.md).
     python -m llmemf_lite.tuning final    # results/04_train/food_kitchen_llmcdsr/: the chosen ones, seeds 0, 1, 2
     python -m llmemf_lite.tuning all      # both, one after the other (notebook 04 with -p tuned True)
 
-Written: results/tuning_rung/<pair>_<source>/ (every configuration at the rung) and results/tuning/<pair>_<source>/
+Written: results/tuning_rung/<pair>_<source>/ (every configuration's run as it stands when the grid last ran: a
+configuration that went on has its finished run there; its rung score is always read from its first
+`rung_epochs` epochs) and results/tuning/<pair>_<source>/
 (the configurations that went on; metrics.csv, history.csv, summary.md as every experiment, and
 choice.json: per model the grid, each configuration's score at the rung and, if it went on, its converged
 validation score and best epoch, and the chosen one). Every model gets the same four configurations, and a model
