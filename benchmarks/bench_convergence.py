@@ -20,18 +20,21 @@ import pandas as pd
 
 from bench_train_eval import commit, machine
 from llmemf_lite.paths import results_dir
+from llmemf_lite.report import seconds_to_best
 
 
 def convergence(timings: pd.DataFrame, metrics: pd.DataFrame) -> dict:
     """Per label: seeds, best and last epochs, seconds to the best epoch and in all, median sequences/s."""
-    best = metrics.groupby(["label", "seed"])["best_epoch"].first()
+    best = metrics.groupby(["label", "seed"], as_index=False)["best_epoch"].first()
+    to_best = seconds_to_best(timings, best)
+    best = best.set_index(["label", "seed"])["best_epoch"]
     out = {}
     for label, runs in timings.groupby("label", sort=False):
         rows = []
         for seed, run in runs.groupby("seed"):
-            b = int(best[(label, seed)])
-            rows.append({"seed": int(seed), "best_epoch": b, "last_epoch": int(run["epoch"].max()),
-                         "seconds_to_best": round(float(run.loc[run["epoch"] <= b, "seconds"].sum()), 1),
+            rows.append({"seed": int(seed), "best_epoch": int(best[(label, seed)]),
+                         "last_epoch": int(run["epoch"].max()),
+                         "seconds_to_best": round(float(to_best[(label, seed)]), 1),
                          "seconds_total": round(float(run["seconds"].sum()), 1),
                          "sequences_per_s": round(float(run["sequences_per_s"].median()), 1)})
         frame = pd.DataFrame(rows)

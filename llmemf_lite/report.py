@@ -76,14 +76,20 @@ def metric_table(metrics: pd.DataFrame, metric: str = METRIC, digits: int = 4, b
             rows = metrics[(metrics["protocol"] == protocol) & (metrics["domain"] == domain)]
             if rows.empty:
                 continue
-            groups = rows.groupby("label", sort=False)[metric]
-            means = groups.mean()
-            cells = [mean_std(groups.get_group(v), digits) if v in means.index else "" for v in variants]
-            if bold_best and len(means) > 1:
-                best = means.idxmax()
-                cells = [f"**{c}**" if v == best else c for v, c in zip(variants, cells)]
-            out[f"{domain.capitalize()}, {name}"] = cells
+            out[f"{domain.capitalize()}, {name}"] = _column(rows, variants, metric, digits, bold_best)
     return out
+
+
+def _column(rows: pd.DataFrame, variants: list, metric: str, digits: int, bold_best: bool = True) -> list[str]:
+    """One table column: `metric` of each variant as mean ± std over seeds ("" for a variant without rows), the
+    best mean in bold where there is one (more than one variant, not all equal)."""
+    groups = rows.groupby("label", sort=False)[metric]
+    means = groups.mean()
+    cells = [mean_std(groups.get_group(v), digits) if v in means.index else "" for v in variants]
+    if bold_best and len(means) > 1 and means.max() > means.min():
+        best = means.idxmax()
+        cells = [f"**{c}**" if v == best else c for v, c in zip(variants, cells)]
+    return cells
 
 
 def warm_cold_metrics(ranks: pd.DataFrame, domains) -> pd.DataFrame:
@@ -120,13 +126,8 @@ def warm_cold_table(ranks: pd.DataFrame, domains, protocol: str = "sampled", met
             rows = frame[(frame["domain"] == domain) & (frame["warm"] == warm)]
             if rows.empty:
                 continue
-            groups = rows.groupby("label", sort=False)[metric]
-            means = groups.mean()
-            cells = [mean_std(groups.get_group(v), digits) if v in means.index else "" for v in variants]
-            if len(means) > 1 and means.max() > means.min():        # a column of equal means has no best
-                cells = [f"**{c}**" if v == means.idxmax() else c for v, c in zip(variants, cells)]
             cases = int(rows.groupby("seed")["cases"].first().iloc[0])
-            out[f"{domain.capitalize()}, {word} ({cases:,} cases)"] = cells
+            out[f"{domain.capitalize()}, {word} ({cases:,} cases)"] = _column(rows, variants, metric, digits)
     return out
 
 
@@ -293,12 +294,20 @@ def setting_differences(root: Path) -> str:
     return claims.SETTING_DIFFERENCES.split("\n", 2)[2].strip()
 
 
+def seconds_to_best(timings: pd.DataFrame, best: pd.DataFrame) -> pd.Series:
+    """Training seconds up to and including each run's best epoch: `timings` (label, seed, epoch, seconds: an
+    experiment's timings.csv), `best` (label, seed, best_epoch) -> a series indexed by (label, seed)."""
+    t = timings.merge(best[["label", "seed", "best_epoch"]], on=["label", "seed"])
+    return t[t["epoch"] <= t["best_epoch"]].groupby(["label", "seed"], sort=False)["seconds"].sum()
+
+
 def diagnostic_summary(name: str, root: Path | None = None) -> pd.DataFrame | None:
     """One row per variant of a diagnostic that has run: seeds, validation NDCG@10 (sampled, the selection score)
     at the best epoch, best and last epoch (a best epoch within `patience` of the budget is budget-limited: the
     run stopped on its budget, not on the validation score), and test NDCG@10 per domain (sampled protocol), mean
     and std over seeds. None where the experiment has not run."""
     from .diagnostics import EXPERIMENTS
+    from .train import budget_limited
 
     folder = (root or results_dir()) / "diagnostics" / name / "food_kitchen_llmcdsr"
     if not (folder / "metrics.csv").is_file():
@@ -319,12 +328,12 @@ def diagnostic_summary(name: str, root: Path | None = None) -> pd.DataFrame | No
                "valid NDCG@10": mean_std(per_seed["valid_score"]),
                "best epoch": "/".join(str(int(e)) for e in per_seed["epoch"]),
                "last epoch": "/".join(str(int(e)) for e in last),
-               "budget-limited": "yes" if (per_seed["epoch"].to_numpy() > budget - patience).any() else "no"}
+               "budget-limited": "yes" if budget_limited(per_seed["epoch"].to_numpy(), budget, patience).any() else "no"}
         for domain, group in test.groupby("domain", sort=False):
             row[f"test NDCG@10 {domain}"] = mean_std(group["NDCG@10"])
         if timings is not None:   # training seconds up to the best epoch (experiments run since timings.csv exists)
-            t = timings[timings["label"] == label].merge(per_seed[["seed", "epoch"]].rename(columns={"epoch": "best"}))
-            row["training s to the best epoch"] = f"{t.loc[t['epoch'] <= t['best'], 'seconds'].sum() / len(per_seed):.0f}"
+            best = per_seed[["label", "seed", "epoch"]].rename(columns={"epoch": "best_epoch"})
+            row["training s to the best epoch"] = f"{seconds_to_best(timings, best).mean():.0f}"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -505,8 +514,10 @@ def training_reading(metrics: pd.DataFrame, epochs: int | None = None, patience:
         lines.append("- One seed gives no spread: a difference here is one draw. Run `-p seeds 0,1,2` to weigh the "
                      "effects against the seeds' spread, as notebook 05 does.")
     if epochs is not None:
+        from .train import budget_limited
+
         trained = metrics[metrics["best_epoch"] > 0]                      # popularity trains no epoch
-        at_budget = sorted(trained.loc[trained["best_epoch"] > epochs - max(patience, 1), "label"].unique())
+        at_budget = sorted(trained.loc[budget_limited(trained["best_epoch"], epochs, patience), "label"].unique())
         if at_budget:
             lines.append(f"- Best validation epoch later than {epochs - max(patience, 1)} of {epochs} (patience "
                          f"{patience}) for {', '.join(f'`{x}`' for x in at_budget)}: these runs hit their epoch "

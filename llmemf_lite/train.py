@@ -162,6 +162,12 @@ def model_signature(model) -> dict:
     return json.loads(json.dumps(signature, default=str))
 
 
+def budget_limited(best_epoch, epochs: int, patience: int):
+    """Whether a run with this best validation epoch stopped on its epoch budget rather than by early stopping: its
+    best epoch is later than `epochs - patience`, so the patience had not run out (scalars or arrays)."""
+    return best_epoch > epochs - max(patience, 1)
+
+
 def train_model(model, train_views, valid_views, valid_targets, valid_candidates, space, domain_names,
                 config: TrainConfig, run_dir: str | Path, eval_config: EvalConfig = EvalConfig()) -> TrainResult:
     """Train `model` on `train_views`; select the epoch on the validation cases; keep the best weights in

@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from .experiment import ExperimentConfig, RunSpec, run_experiment
+from .experiment import ExperimentConfig, RunSpec, results_folder, run_experiment
 
 
 @dataclass
@@ -121,6 +121,8 @@ def _rung_score(history: pd.DataFrame, spec: RunSpec, cfg: TuningConfig) -> floa
 def choose(history: pd.DataFrame, specs: list[RunSpec], cfg: TuningConfig, went_on: list[RunSpec]) -> dict:
     """Per model: each configuration's validation score at the rung; for those that went on, their best score and
     epoch (seed 0); the chosen configuration: the best of those that went on (ties: the first in grid order)."""
+    from .train import budget_limited
+
     out, on = {}, {s.label for s in went_on}
     for model in cfg.models:
         rows = []
@@ -134,7 +136,7 @@ def choose(history: pd.DataFrame, specs: list[RunSpec], cfg: TuningConfig, went_
                 best = runs.loc[runs["valid_score"].idxmax()]
                 row.update({"valid_NDCG@10": round(float(best["valid_score"]), 6), "best_epoch": int(best["epoch"]),
                             "last_epoch": int(runs["epoch"].max()),
-                            "budget_limited": bool(best["epoch"] > cfg.epochs - cfg.patience)})
+                            "budget_limited": bool(budget_limited(best["epoch"], cfg.epochs, cfg.patience))})
             rows.append(row)
         finished = [r for r in rows if r["went_on"]]
         if finished:
@@ -146,8 +148,6 @@ def choose(history: pd.DataFrame, specs: list[RunSpec], cfg: TuningConfig, went_
 def run_grid(cfg: TuningConfig = TuningConfig()) -> dict:
     """Successive halving over `grid(cfg)`: every configuration for `rung_epochs` epochs, then the survivors to early
     stopping within `epochs`; writes choice.json beside the grid's metrics and history."""
-    from .experiment import results_folder
-
     specs = grid(cfg)
     # the rung's runs are an experiment of their own (results/tuning_rung/): its epoch budget is another setting
     rung = run_experiment(replace(_experiment(cfg, "tuning_rung", (0,)), epochs=cfg.rung_epochs), specs)
@@ -176,8 +176,6 @@ NOT_TUNED = {"c2dsr": "not run: C2DSR trains at about 0.06x SASRec's sequences/s
 
 
 def run_final(cfg: TuningConfig = TuningConfig()) -> dict:
-    from .experiment import results_folder
-
     exp = _experiment(cfg, "04_train", cfg.final_seeds)
     out = run_experiment(exp, final_specs(load_choice(cfg), cfg))
     left_out = {m: why for m, why in NOT_TUNED.items() if m not in cfg.models}
@@ -190,8 +188,6 @@ def run_final(cfg: TuningConfig = TuningConfig()) -> dict:
 
 def load_choice(cfg: TuningConfig) -> dict:
     """choice.json of the grid of `cfg`'s data; SystemExit naming the command that makes it where it is absent."""
-    from .experiment import results_folder
-
     path = results_folder(_experiment(cfg, "tuning", (0,))) / "choice.json"
     if not path.is_file():
         raise SystemExit(f"{path}: no tuning grid on these data yet; run `python -m llmemf_lite.tuning grid` "
