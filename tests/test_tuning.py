@@ -30,6 +30,27 @@ def test_every_model_gets_the_same_grid_and_its_paper_settings_as_grid_points():
     assert [(o, t) for o, t in per_model["sasrec"] if not o.get("item_scale")] == per_model["llmemf"]
 
 
+def test_c2dsr_trains_at_the_projects_width_but_at_its_paper_point():
+    specs = grid(TuningConfig(models=("c2dsr", "sasrec")))
+    c2dsr = [s.overrides for s in specs if s.model == "c2dsr"]
+    assert [o["d"] for o in c2dsr] == [64, 64, 64, 64, 256]               # the paper's width at the paper point
+    assert [o.get("max_len") for o in c2dsr] == [None] * 4 + [15]         # the project's window (50) otherwise
+    assert all("d" not in s.overrides for s in specs if s.model == "sasrec")   # sasrec's default is already 64
+
+
+def test_a_grid_of_one_model_more_keeps_the_earlier_models_choices_of_the_same_setting(tmp_path):
+    from llmemf_lite.tuning import _with_earlier_models
+
+    path = tmp_path / "choice.json"
+    path.write_text(json.dumps({"gru4rec": {"chosen": "gru4rec lr=0.001 dropout=0.2"},
+                                "sasrec": {"chosen": "sasrec lr=0.003 dropout=0.2"}}))
+    pd.DataFrame({"label": ["gru4rec lr=0.001 dropout=0.2", "c2dsr lr=0.001 dropout=0.2"]}).to_csv(
+        tmp_path / "metrics.csv", index=False)         # sasrec's runs are gone (replaced by another setting's)
+    merged = _with_earlier_models(path, {"c2dsr": {"chosen": "c2dsr lr=0.001 dropout=0.2"}})
+    assert list(merged) == ["gru4rec", "c2dsr"]
+    assert _with_earlier_models(tmp_path / "absent.json", {"c2dsr": {}}) == {"c2dsr": {}}
+
+
 def test_successive_halving_keeps_the_best_at_the_rung_and_scores_a_longer_run_as_if_stopped_there():
     from llmemf_lite.tuning import choose, rung_survivors
 
@@ -70,8 +91,6 @@ def test_the_grid_records_its_scores_and_choice_and_the_final_run_reuses_seed_0(
     assert set(rung["label"]) == {r["label"] for r in saved["gru4rec"]["grid"]} and rung["epoch"].max() == 1
     run_final(cfg)
     final = pd.read_csv(home / "results" / "04_train" / "food_kitchen_synthetic" / "metrics.csv")
-    skipped = json.loads((home / "results" / "04_train" / "food_kitchen_synthetic" / "skipped.json").read_text())
-    assert "0.06x SASRec" in skipped["c2dsr"]             # why the tuned table has no C2DSR row
     assert set(final["label"]) == {"pop", "gru4rec"} and set(final["seed"]) == {0, 1}
     tuned = pd.read_csv(home / "results" / "tuning" / "food_kitchen_synthetic" / "metrics.csv")
     pick = lambda f, label: f[(f["label"] == label) & (f["seed"] == 0)].sort_values(["protocol", "domain"])
