@@ -225,9 +225,12 @@ def evaluate_ranking(model, views, targets: np.ndarray, space: ItemSpace, candid
     tables = model.item_tables() if hasattr(model, "item_tables") else contextlib.nullcontext()
     ranges = [space.domain_range(d) for d in range(2)]
     target_domain = space.domain_of(targets)
+    # batches of similar lengths, shortest first: each batch is trimmed to its longest history (models.base), so
+    # little padding is computed (the cases' results are put back in their own order)
+    order = np.argsort((views.mixed != views.pad).sum(1), kind="stable")
     with torch.inference_mode(), tables:
         for start in range(0, len(targets), config.batch_size):
-            idx = np.arange(start, min(start + config.batch_size, len(targets)))
+            idx = order[start:start + config.batch_size]
             batch = views.take(idx)
             # each domain's scores apart: a target competes with its own domain only, so the [cases, n_items]
             # matrix of both domains is never built (its copy and comparisons were a third of the evaluation)

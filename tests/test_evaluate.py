@@ -144,3 +144,32 @@ def test_full_ranking_leaves_out_the_users_own_history_items_and_sampled_keeps_t
     frame = evaluate_ranking(HistoryFirst(), views, targets, space, candidates).set_index("protocol")
     assert frame.loc["full", "greater"] == 0 and frame.loc["full", "HR@1"] == 1.0
     assert frame.loc["sampled", "greater"] == 2
+
+
+def test_evaluation_batches_cases_of_similar_length_and_returns_them_in_their_own_order():
+    """Each batch is trimmed to its longest history, so batches of similar lengths compute little padding; the
+    results come back in the cases' order, whatever the batching."""
+    from llmemf_lite.batching import evaluation_views
+    from llmemf_lite.evaluate import EvalConfig, evaluate_ranking
+
+    space = ItemSpace(20, 30)
+    rng = np.random.default_rng(0)
+    sequences = [rng.choice(np.arange(space.n_items), n + 1, replace=False) for n in (9, 1, 8, 2, 7, 1, 9, 2)]
+    views, targets = evaluation_views(sequences, space, 10)
+    widths = []
+
+    class ItemSum:                                  # a score of item i: i times the sum of the history's ids
+        def eval(self):
+            return self
+
+        def score_all(self, views, device="cpu"):
+            lengths = (views.mixed != views.pad).sum(1)
+            widths.append(int(lengths.max()))
+            total = torch.as_tensor(np.where(views.mixed != views.pad, views.mixed, 0).sum(1), dtype=torch.float32)
+            return total[:, None] * torch.arange(space.n_items, dtype=torch.float32)[None] % 7
+
+    candidates = sample_candidates(targets, space, 5, seed=0)
+    by_two = evaluate_ranking(ItemSum(), views, targets, space, candidates, EvalConfig(batch_size=2))
+    assert widths == [1, 2, 8, 9]                   # [1, 1], [2, 2], [7, 8], [9, 9]: sorted by length
+    at_once = evaluate_ranking(ItemSum(), views, targets, space, candidates, EvalConfig(batch_size=8))
+    assert by_two.equals(at_once) and by_two["case"].tolist() == list(range(8)) * 2

@@ -119,6 +119,27 @@ def test_training_and_inference_take_one_forward_path():
     torch.testing.assert_close(scores[:, ds.space.domain_range(1).start:], inferred[1][:, -1] @ items.T)
 
 
+@pytest.mark.parametrize("cross_domain", [True, False])
+def test_inference_runs_the_last_block_only_at_the_positions_the_users_read(cross_domain):
+    """Scoring reads the preferences at the last position, which read the states of the last item and of each
+    domain's latest item: the last block computes those three queries only, with the whole pass's values."""
+    ds, train, *_ = small_world()
+    torch.manual_seed(0)
+    model = build_model("llmemf", ds.space, ground_truth_features(ds), max_len=20, cross_domain=cross_domain).eval()
+    t = model.tensors(train.take(np.arange(16)), "cpu")
+    shapes = []
+    model.network.blocks[-1].register_forward_hook(lambda m, i, out: shapes.append(tuple(out.shape)))
+    with torch.inference_mode(), model.item_tables():
+        x = model._input_items(t["mixed"])
+        every, _ = model.network(x, t)
+        last, _ = model.network(x, t, last_only=True)
+    L, d = t["mixed"].shape[1], model.config.d
+    assert shapes == [(16, L, d), (16, 3, d)]
+    for a, b in zip(every, last):
+        assert b.shape == (16, 1, d)
+        torch.testing.assert_close(b[:, 0], a[:, -1], atol=1e-5, rtol=1e-5)
+
+
 def test_attention_hook_returns_weights():
     ds, _, valid, _, _ = small_world()
     model = build_model("llmemf", ds.space, ground_truth_features(ds), max_len=20).eval()

@@ -30,7 +30,14 @@ class AttentionBlock(nn.Module):
         self.last_weights: torch.Tensor | None = None
         self.last_head_weights: torch.Tensor | None = None
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, context: torch.Tensor | None = None,
+                queries: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, L, d] -> [B, L, d]; with `queries` [B, M] (positions of x), the output at those positions only
+        [B, M, d], every position still a key: what inference needs from a last block, at a fraction of its cost
+        (the same values as the whole output gathered there, to rounding)."""
+        if queries is not None:
+            rows = queries[:, None, :, None] if allowed.dim() == 4 else queries[..., None]
+            allowed = allowed.gather(-2, rows.expand(*allowed.shape[:-2], -1, allowed.shape[-1]))
         safe, has_key = with_fallback_key(allowed)
         if allowed.dim() == 4:                                          # a mask per head
             mask, has_key = ~safe.flatten(0, 1), has_key.any(1)
@@ -38,6 +45,9 @@ class AttentionBlock(nn.Module):
             mask = (~safe).repeat_interleave(self.n_heads, dim=0)      # True = blocked, per head
         q = self.ln_q(x)
         kv = q if context is None else self.ln_kv(context)
+        if queries is not None:
+            take = queries[..., None].expand(-1, -1, x.shape[-1])
+            x, q = x.gather(1, take), q.gather(1, take)
         out, weights = self.attn(q, kv, kv, attn_mask=mask, need_weights=self.record, average_attn_weights=False)
         if self.record:
             self.last_head_weights = (weights * has_key[:, None]).detach()

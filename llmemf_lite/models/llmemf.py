@@ -110,24 +110,35 @@ class MultipleAttention(nn.Module):
         own = causal & (t["mixed_domain"][:, :, None] == t["mixed_domain"][:, None, :])
         return torch.stack([causal] * self.merged_heads + [own] * (self.n_heads - self.merged_heads), dim=1)
 
-    def forward(self, x: torch.Tensor, t: dict) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def forward(self, x: torch.Tensor, t: dict, last_only: bool = False) -> tuple[list[torch.Tensor], torch.Tensor]:
         """x: the merged sequence's item vectors [B, L, d] -> (the domain-d preferences [2][B, L, d] at every merged
-        position (zero where neither view has an item yet), the encoder's states h [B, L, d])."""
+        position (zero where neither view has an item yet), the encoder's states h [B, L, d]). `last_only`: both at
+        the last position only ([B, 1, d]), the last block computing just the states they read there (the last
+        item's and each domain's latest item's): inference, where only the user's current preferences score."""
         valid = (t["mixed"] != t["pad"])[..., None]
         L = x.shape[1]
         x = self.drop(x + self.pos(torch.arange(self.max_len - L, self.max_len, device=x.device))[None]) * valid
         allowed = self.head_masks(t)
-        for block in self.blocks:
+        last_only = last_only and len(self.blocks) > 0
+        for block in self.blocks[:-1] if last_only else self.blocks:
             x = block(x, allowed) * valid
-        h = self.ln(x) * valid
-        prefs = []
-        for d in range(2):
-            # merged index of the latest d-item at or before each merged position (-1: none yet)
-            pos = t["domain_pos"][d]
-            latest = t["domain_time"][d].gather(1, pos.clamp(min=0)).masked_fill(pos < 0, -1)
-            at_latest = gather_positions(h, latest)
-            prefs.append(self.combine[d](h + at_latest) * valid if self.cross_domain else at_latest)
+        latest = [self._latest_of_domain(t, d) for d in range(2)]       # [2][B, L]
+        if last_only:
+            at = torch.stack([torch.full_like(latest[0][:, -1], L - 1), latest[0][:, -1], latest[1][:, -1]], 1)
+            h_at = self.ln(self.blocks[-1](x, allowed, queries=at.clamp(min=0))) * (at >= 0)[..., None]
+            h, at_latest = h_at[:, :1], [h_at[:, 1:2], h_at[:, 2:3]]
+            valid = valid[:, -1:]
+        else:
+            h = self.ln(x) * valid
+            at_latest = [gather_positions(h, pos) for pos in latest]
+        prefs = [self.combine[d](h + at_latest[d]) * valid if self.cross_domain else at_latest[d] for d in range(2)]
         return prefs, h
+
+    @staticmethod
+    def _latest_of_domain(t: dict, d: int) -> torch.Tensor:
+        """[B, L]: the merged index of the latest d-item at or before each merged position (-1: none yet)."""
+        pos = t["domain_pos"][d]
+        return t["domain_time"][d].gather(1, pos.clamp(min=0)).masked_fill(pos < 0, -1)
 
 
 class LLMEMF(SequentialModel):
@@ -195,7 +206,8 @@ class LLMEMF(SequentialModel):
             yield [self._as_users(states)], t["next_item"], self.config.aux_weight
 
     def final_users(self, t):
-        prefs, _ = self.network(self._input_items(t["mixed"]), t)
+        # the whole sequence's states only where attention maps are recorded (they show every position)
+        prefs, _ = self.network(self._input_items(t["mixed"]), t, last_only=not self._recording)
         if self._recording:
             self._recorded_time = t["domain_time"]
         return [[self._as_users(p[:, -1])] for p in prefs]   # the last position only mapped to users
