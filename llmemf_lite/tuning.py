@@ -75,9 +75,9 @@ PAPER_SETTINGS = {
 
 # The project's settings where a model's own defaults are its paper's, applied at every grid point of that model but
 # its paper point: width d = 64, as every other model here has by default. C2DSR's defaults are its paper's
-# (`C2DSRConfig`: d = 256, window 15). On the real Food-Kitchen data (one thread, 2,000 negatives, batch 128, steps
-# interleaved with SASRec's) it trained at 0.08x SASRec's sequences/s at d = 256 and window 15, at 0.22x at d = 64
-# and the project's window of 50, at 0.40x at d = 64 and window 15.
+# (`C2DSRConfig`: d = 256, window 15). On the real Food-Kitchen data it trains at 0.06x SASRec's sequences/s at
+# d = 256 and window 15, at 0.18x at d = 64 and the project's window of 50 (benchmarks/bench_train_eval.py:
+# c2dsr, c2dsr_project_width).
 PROJECT_SETTINGS = {"c2dsr": {"d": 64}}
 
 
