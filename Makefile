@@ -22,7 +22,7 @@ reproduce: env
 	$(PY) -m llmemf_lite.pipeline --out runs/default
 
 ## the same sequence on the two real Amazon pairs (LLMCDSR releases in ../shared/data), every model tuned
-REAL_PARAMS = -p source llmcdsr -p device $(REAL_DEVICE) -p tuned True -p seeds 0,1,2 -p models pop,gru4rec,sasrec,bert4rec,llmemf_id,llmemf
+REAL_PARAMS = -p source llmcdsr -p device $(REAL_DEVICE) -p tuned True -p seeds 0,1,2 -p models pop,gru4rec,sasrec,bert4rec,c2dsr,llmemf_id,llmemf,ifcdsr,hafvt
 reproduce-real: env
 	$(PY) -m llmemf_lite.pipeline --out runs/food_kitchen_real -p domain_pair food_kitchen -p data_dir $(SHARED_DATA)/food-kitchen $(REAL_PARAMS)
 	$(PY) -m llmemf_lite.pipeline --out runs/movie_book_real -p domain_pair movie_book -p data_dir $(SHARED_DATA)/movie-book $(REAL_PARAMS)

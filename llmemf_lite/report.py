@@ -29,13 +29,12 @@ METRIC = "NDCG@10"
 PROTOCOLS = (("sampled", "999 sampled"), ("full", "full ranking"))
 # the commands that remake each results folder
 # the real-data tables: tuned (llmemf_lite.tuning), one command per pair
+REAL_MODELS = "pop,gru4rec,sasrec,bert4rec,c2dsr,llmemf_id,llmemf,ifcdsr,hafvt"   # notebook 04's models (Makefile too)
 REAL_COMMANDS = {
     "food_kitchen_llmcdsr": "papermill notebooks/04_train.ipynb out.ipynb -p source llmcdsr -p data_dir "
-                            "../shared/data/food-kitchen -p models pop,gru4rec,sasrec,bert4rec,llmemf_id,llmemf "
-                            "-p seeds 0,1,2 -p tuned True",
+                            f"../shared/data/food-kitchen -p models {REAL_MODELS} -p seeds 0,1,2 -p tuned True",
     "movie_book_llmcdsr": "papermill notebooks/04_train.ipynb out.ipynb -p domain_pair movie_book -p source llmcdsr "
-                          "-p data_dir ../shared/data/movie-book -p models pop,gru4rec,sasrec,bert4rec,llmemf_id,"
-                          "llmemf -p seeds 0,1,2 -p tuned True",
+                          f"-p data_dir ../shared/data/movie-book -p models {REAL_MODELS} -p seeds 0,1,2 -p tuned True",
 }
 REAL_COMMAND = REAL_COMMANDS["food_kitchen_llmcdsr"]
 REAL_DATA = {"food_kitchen_llmcdsr": "real Food–Kitchen", "movie_book_llmcdsr": "real Movie–Book"}
@@ -218,8 +217,11 @@ def tuning_choice(root: Path, pair_source: str) -> str:
     path = root / "tuning" / pair_source / "choice.json"
     if not path.is_file():
         return _missing(path)
-    rows = []
+    rows, not_run = [], []
     for model, record in json.loads(path.read_text()).items():
+        if "not_run" in record:
+            not_run.append(f"- {model}: {record['not_run']}")
+            continue
         for r in record["grid"]:
             rows.append({"model": model, "configuration": r["label"].removeprefix(model + " "),
                          f"valid {METRIC} at epoch {record['rung_epochs']}": f"{r['rung_NDCG@10']:.4f}",
@@ -228,7 +230,8 @@ def tuning_choice(root: Path, pair_source: str) -> str:
                          "best / last epoch": f"{r['best_epoch']} / {r['last_epoch']}" if r["went_on"] else "",
                          "chosen": "**chosen**" if r["label"] == record["chosen"] else ""})
     return (markdown(pd.DataFrame(rows)) + "\n\nValidation NDCG@10 (sampled), seed 0; from " + _link(path)
-            + "; remade by `python -m llmemf_lite.tuning grid`.")
+            + "; remade by `python -m llmemf_lite.tuning grid`."
+            + ("\n\nNot run on these data:\n" + "\n".join(not_run) if not_run else ""))
 
 
 def convergence(root: Path, pair_source: str) -> str:

@@ -41,7 +41,9 @@ class TuningConfig:
     domain_pair: str = "food_kitchen"
     source: str = "llmcdsr"
     data_dir: str = "../shared/data/food-kitchen"
-    models: tuple = ("gru4rec", "sasrec", "bert4rec", "c2dsr", "llmemf_id", "llmemf")
+    # the group's earlier models (presets of the LLM-EMF class) come after the ones they may coincide with on data
+    # without a channel (IFCDSR is LLM-EMF ID-only without images), so that the duplicate is the one not run
+    models: tuple = ("gru4rec", "sasrec", "bert4rec", "c2dsr", "llmemf_id", "llmemf", "ifcdsr", "hafvt")
     lrs: tuple = (1e-3, 3e-3)
     dropouts: tuple = (0.2, 0.5)
     epochs: int = 40               # an ample budget: a run ends by early stopping, well inside it
@@ -164,9 +166,22 @@ def run_grid(cfg: TuningConfig = TuningConfig()) -> dict:
     out = run_experiment(exp, survivors)
     history = pd.concat([rung["history"][~rung["history"]["label"].isin({s.label for s in survivors})],
                          out["history"]], ignore_index=True)
-    choice = _with_earlier_models(results_folder(exp) / "choice.json", choose(history, specs, cfg, survivors))
+    choice = choose(history, specs, cfg, survivors) | not_run(specs, rung.get("skipped") or {}, cfg)
+    choice = _with_earlier_models(results_folder(exp) / "choice.json", choice)
     (results_folder(exp) / "choice.json").write_text(json.dumps(choice, indent=1) + "\n")
     return choice
+
+
+def not_run(specs: list[RunSpec], skipped: dict, cfg: TuningConfig) -> dict:
+    """{model: {"not_run": why}} for each model none of whose grid points these data can run (every point the same
+    model as another's, e.g. IFCDSR as LLM-EMF ID-only where no item has an image): `skipped` is the rung's."""
+    out = {}
+    for model in cfg.models:
+        labels = [s.label for s in specs if s.model == model]
+        if labels and all(label in skipped for label in labels):
+            out[model] = {"not_run": f"none of its grid points run on these data ('{labels[0]}': "
+                                     f"{skipped[labels[0]]})"}
+    return out
 
 
 def _with_earlier_models(path, choice: dict) -> dict:
@@ -176,18 +191,26 @@ def _with_earlier_models(path, choice: dict) -> dict:
     known = json.loads(path.read_text()) if path.is_file() else {}
     metrics = path.with_name("metrics.csv")
     labels = set(pd.read_csv(metrics)["label"]) if metrics.is_file() else set()
-    return {**{m: v for m, v in known.items() if m not in choice and v["chosen"] in labels}, **choice}
+    return {**{m: v for m, v in known.items() if m not in choice and v.get("chosen") in labels}, **choice}
 
 
 def final_specs(choice: dict, cfg: TuningConfig) -> list[RunSpec]:
     """The chosen configuration of each model under its plain model name, and popularity."""
     by_label = {s.label: s for s in grid(cfg)}
     return [RunSpec("pop", "pop")] + [replace(by_label[choice[m]["chosen"]], label=m)
-                                      for m in cfg.models if m in choice]
+                                      for m in cfg.models if "chosen" in choice.get(m, {})]
 
 
 def run_final(cfg: TuningConfig = TuningConfig()) -> dict:
-    return run_experiment(_experiment(cfg, "04_train", cfg.final_seeds), final_specs(load_choice(cfg), cfg))
+    """The chosen configurations with the final seeds; the models the grid could not run are recorded with why in
+    skipped.json beside the results (read by results/paper_comparison.md and the notebooks)."""
+    exp, choice = _experiment(cfg, "04_train", cfg.final_seeds), load_choice(cfg)
+    out = run_experiment(exp, final_specs(choice, cfg))
+    why = {m: choice[m]["not_run"] for m in cfg.models if "not_run" in choice.get(m, {})}
+    if why:
+        out["skipped"] = {**(out.get("skipped") or {}), **why}
+        (results_folder(exp) / "skipped.json").write_text(json.dumps(out["skipped"], indent=1))
+    return out
 
 
 def load_choice(cfg: TuningConfig) -> dict:

@@ -109,3 +109,18 @@ def test_ablation_variants_take_the_full_models_tuned_configuration_and_keep_the
     assert next(v for v in variants if v.label == "w/o text").overrides["use_text"] is False
     exp = tuned_experiment(ExperimentConfig(name="05_ablations", epochs=4), cfg)
     assert (exp.epochs, exp.patience, exp.batch_size, exp.name) == (40, 5, 128, "05_ablations")
+
+
+def test_a_model_none_of_whose_grid_points_run_is_recorded_with_why_and_left_out_of_the_final_runs():
+    from llmemf_lite.tuning import final_specs, not_run
+
+    cfg = TuningConfig(models=("llmemf_id", "ifcdsr"))
+    specs = grid(cfg)
+    skipped = {s.label: "not run: the same model as '" + s.label.replace("ifcdsr", "llmemf_id") + "' on these data"
+               for s in specs if s.model == "ifcdsr"}                 # IFCDSR without images: LLM-EMF ID-only
+    record = not_run(specs, skipped, cfg)
+    assert list(record) == ["ifcdsr"] and "the same model as 'llmemf_id lr=0.001 dropout=0.2'" in \
+        record["ifcdsr"]["not_run"]
+    assert not_run(specs, dict(list(skipped.items())[:2]), cfg) == {}  # some of its points ran: it is tuned
+    choice = {"llmemf_id": {"chosen": "llmemf_id lr=0.001 dropout=0.2"}, **record}
+    assert [s.label for s in final_specs(choice, cfg)] == ["pop", "llmemf_id"]
