@@ -132,6 +132,20 @@ def test_generator_key_changes_with_model_and_decoding_but_not_batch_size(tmp_pa
                                                                                                   model="b"))
 
 
+def test_the_weights_dtype_is_part_of_the_generator_key_and_float32_keeps_the_key_it_had(tmp_path):
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF fake weights")
+    base = generator_key(EnrichConfig(model=str(gguf), device="cpu"))
+    assert base.endswith("|rep=1.1") and base == generator_key(EnrichConfig(model=str(gguf), device="cpu",
+                                                                            dtype="float32"))
+    bf16 = generator_key(EnrichConfig(model=str(gguf), device="cpu", dtype="bfloat16"))
+    assert bf16 == base + "|dtype=bfloat16"
+    # a GPU generates in bfloat16 by default: its texts are not those of a float32 CPU run
+    assert generator_key(EnrichConfig(model=str(gguf), device="cuda")) == bf16
+    with pytest.raises(ValueError, match="dtype must be None or one of"):
+        generator_key(EnrichConfig(model=str(gguf), dtype="int8"))
+
+
 def test_select_items_spreads_a_limit_over_both_domains_and_extends():
     ds = tiny_dataset()  # 6 food + 5 kitchen
     assert list(select_items(ds, None)) == list(range(11))
@@ -385,6 +399,18 @@ def test_downstream_builds_only_the_sources_default_scope_and_reads_larger_runs(
     assert scripted.prompts_seen == 8                                   # only the 4 new ones generated
     texts = enriched_texts(ds, progress=False)
     assert scripted.prompts_seen == 8 and enriched_ids(texts) == sorted(select_items(ds, 8).tolist())
+
+
+def test_a_local_model_loads_in_the_dtype_asked_for(tiny_lm, tmp_path):
+    import torch
+
+    from llmemf_lite.enrich import load_causal_lm
+
+    model, tokenizer = tiny_lm
+    model.save_pretrained(tmp_path / "lm")
+    tokenizer.save_pretrained(tmp_path / "lm")
+    assert next(load_causal_lm(str(tmp_path / "lm"))[0].parameters()).dtype == torch.float32
+    assert next(load_causal_lm(str(tmp_path / "lm"), dtype="bfloat16")[0].parameters()).dtype == torch.bfloat16
 
 
 def test_processes_side_by_side_write_what_one_process_writes(tiny_lm, artifacts, tmp_path):

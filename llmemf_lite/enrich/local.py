@@ -124,14 +124,27 @@ def _fast_gguf_loading(show_progress: bool):
             hf_logging.enable_progress_bar()
 
 
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def generation_dtype(dtype: str | None, device: str) -> str:
+    """`EnrichConfig.dtype` resolved: float32 on a CPU and bfloat16 on CUDA unless named (`DTYPES`)."""
+    if dtype is None:
+        return "bfloat16" if generation_device(device).startswith("cuda") else "float32"
+    if dtype not in DTYPES:
+        raise ValueError(f"EnrichConfig.dtype must be None or one of {DTYPES}, got {dtype!r}")
+    return dtype
+
+
 def load_causal_lm(model: str | None, gguf_file: str | None = None, device: str = "cpu", *,
-                   show_progress: bool = False):
-    """(model, tokenizer) in eval mode on `device`, float32 on CPU (this CPU has no fast bf16), bf16 on CUDA."""
+                   show_progress: bool = False, dtype: str | None = None):
+    """(model, tokenizer) in eval mode on `device`, in `dtype` (`generation_dtype`: float32 on a CPU, bfloat16 on
+    CUDA unless named)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     location, gguf = resolve_model(model, gguf_file)
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    dtype = getattr(torch, generation_dtype(dtype, device))
     kwargs = {"gguf_file": gguf} if gguf else {}
     try:
         with _fast_gguf_loading(show_progress) if gguf else contextlib.nullcontext():
@@ -192,7 +205,7 @@ class TransformersBackend:
             torch.set_num_threads(config.threads)
         device = generation_device(config.device)
         start = time.perf_counter()
-        model, tokenizer = load_causal_lm(config.model, config.gguf_file, device)
+        model, tokenizer = load_causal_lm(config.model, config.gguf_file, device, dtype=config.dtype)
         backend = cls(model, tokenizer, generator_key, max_new_tokens=config.max_new_tokens,
                       do_sample=config.do_sample, temperature=config.temperature, top_p=config.top_p,
                       repetition_penalty=config.repetition_penalty, seed=config.seed,
