@@ -125,8 +125,12 @@ SETTING_DIFFERENCES = """## What differs from the paper's setting
 - **CLIP has no pretrained weights in these runs** (they ran offline, with no model hub): the image and CLIP-text
   vectors come from open_clip's real ViT-B/32 architecture with random weights. They carry no pretrained semantics; any effect of
   "images" on the synthetic world comes from a random projection of the pictures' colours and shapes.
-- **The real Food–Kitchen data has no images offline**: its image channel is empty, so "images help" cannot be
+- **The real data has no images offline** (neither pair): its image channel is empty, so "images help" cannot be
   tested on it.
+- **The real Movie–Book release is partial**: its Book-only training users (124,889, `train_B.txt`) and its Book
+  titles (`text_B.pkl`) are not available offline, so its models learn from 18,837 training sequences, Books have
+  only their ID channel (the text channel is the Movie titles), and 207 of the 525 Book test targets never occur in
+  training (`../shared/data/README.md`).
 - **The LLM is SmolLM2-135M-Instruct (a 4-bit GGUF)**, not the paper's DeepSeek-R1: "LLM enrichment helps" is tested
   with a far smaller model.
 - **Text on real data is MiniLM (pretrained sentence embeddings of the titles)**, because it is the only pretrained
@@ -136,8 +140,9 @@ SETTING_DIFFERENCES = """## What differs from the paper's setting
   settings as one more point), searched by successive halving on validation with seed 0, then its chosen
   configuration over 3 seeds, each run ending by early stopping (patience 5 in a budget of 40 epochs); 2,000
   sampled negatives per domain and batch in training, batch 128, maximum length 50. Each model keeps its paper's
-  architecture. **C2DSR is not in the tuned tables**: it trains at about 0.06× SASRec's rate on a 2-core CPU, so
-  its grid and seeds would take over ten core-hours.
+  architecture, at the project's width d = 64 (C2DSR's paper width 256 and window 15 are its paper point).
+  **C2DSR is not in the tuned tables yet**: its grid (about 0.2× SASRec's training rate at d = 64) had not
+  finished on the 2-core CPU.
 - **Epochs on the synthetic world are a CPU budget**: 4 (notebooks 04 to 06), chosen so that the main command
   runs in under 15 minutes on a 2-core CPU (7.2 min on a Zen 5 one, 16.5 on an older AVX2 one); the full model is still improving there (its learning curves, notebook
   04).

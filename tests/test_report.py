@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from llmemf_lite import claims, report
+from llmemf_lite.experiment import METRICS
 from llmemf_lite.paths import project_root
 
 ROOT = project_root()
@@ -79,10 +80,10 @@ def test_the_warm_and_cold_table_scores_each_kind_of_target_apart_from_the_per_c
     assert per.loc[("a", 0, "food", True), "HR@1"] == 1.0 and per.loc[("a", 0, "food", True), "cases"] == 3
     assert per.loc[("a", 0, "food", False), "HR@10"] == 0.0
     table = report.warm_cold_table(ranks, ("food", "kitchen"), metric="HR@1")
-    assert list(table.columns) == ["variant", "Food, warm (3 cases)", "Food, cold (1 cases)",
+    assert list(table.columns) == ["variant", "Food, warm (3 cases)", "Food, cold (1 case)",
                                    "Kitchen, warm (2 cases)"]
     assert table["Food, warm (3 cases)"].tolist() == ["**1.000 ± 0.000**", "0.000 ± 0.000"]
-    assert table["Food, cold (1 cases)"].tolist() == ["0.000 ± 0.000"] * 2                 # equal: none in bold
+    assert table["Food, cold (1 case)"].tolist() == ["0.000 ± 0.000"] * 2                 # equal: none in bold
     assert report.warm_cold_table(ranks.drop(columns="warm"), ("food", "kitchen")).empty   # older ranks files
 
 
@@ -194,3 +195,23 @@ def test_the_tuning_table_shows_every_configuration_and_marks_the_choice(tmp_pat
     assert "| sasrec | lr=0.001 dropout=0.2 | 0.2000 | yes | 0.2800 | 9 / 14 | **chosen** |" in text
     assert "| sasrec | lr=0.003 dropout=0.5 | 0.1000 |  |  |  |  |" in text
     assert "valid NDCG@10 at epoch 4" in text
+
+
+def test_the_headline_gives_each_pair_of_domains_its_own_table(tmp_path, monkeypatch):
+    """The README's table: the default world shares the real Food-Kitchen columns; Movie-Book, whose domains are
+    others, is a table of its own (one table would leave half of every row empty)."""
+    _project(tmp_path, monkeypatch, "")
+    for pair_source, domains in (("food_kitchen_llmcdsr", ("food", "kitchen")),
+                                 ("movie_book_llmcdsr", ("movie", "book")),
+                                 ("food_kitchen_synthetic", ("food", "kitchen"))):
+        rows = [{"label": label, "seed": 0, "protocol": protocol, "domain": domain, "cases": 10,
+                 **{m: 0.1 for m in METRICS}, "best_epoch": 1}
+                for label in ("pop", "sasrec") for protocol in ("sampled", "full") for domain in domains]
+        folder = tmp_path / "results" / "04_train" / pair_source
+        folder.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(folder / "metrics.csv", index=False)
+    tables = [block for block in report.headline(tmp_path / "results").split("\n\n") if block.startswith("|")]
+    assert len(tables) == 2
+    assert "Food, 999 sampled" in tables[0] and "default world" in tables[0] and "Movie" not in tables[0]
+    assert tables[1].splitlines()[0].count("Movie") == 2 and "real Movie–Book" in tables[1]
+    assert not any("|  |  |" in line for line in tables[1].splitlines()[2:])          # no empty cells
