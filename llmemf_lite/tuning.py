@@ -18,9 +18,10 @@ choice.json: per model the grid, each configuration's score at the rung and, if 
 validation score and best epoch, and the chosen one). Every model gets the same four configurations, and a model
 whose paper sets something otherwise than the project's defaults gets one more, its paper's settings at the first
 grid point (`PAPER_SETTINGS`: SASRec's sqrt(d) input scaling, BERT4Rec's mask ratio for dense data, C2DSR's
-width 256 and window of 15), none applied silently; the others train at the project's width (`PROJECT_SETTINGS`). Successive halving (Jamieson & Talwalkar, 2016) halves the cost of the
-search against training every configuration to convergence; its known bias, towards configurations that start
-fast, is the same for every model. Runs resume from their checkpoints (artifacts/), so an interrupted grid
+width 256 and window of 15), none applied silently; the other points train at the project's width
+(`PROJECT_SETTINGS`). Successive halving (Jamieson & Talwalkar, 2016) halves the cost of the search against
+training every configuration to convergence; its known bias, towards configurations that start fast, is the same
+for every model. Runs resume from their checkpoints (artifacts/), so an interrupted grid
 continues where it stopped, a configuration that goes on from the rung continues its rung run, and `final`
 reuses the grid's seed-0 run of each chosen configuration.
 """
