@@ -435,3 +435,18 @@ def test_processes_side_by_side_write_what_one_process_writes(tiny_lm, artifacts
     assert any(two.generated_text[i] for i in generated)            # the tiny model wrote something
     assert (two.cache_path.parent / "workers.log").exists() and not (one.cache_path.parent / "workers.log").exists()
     assert two.run_tokens == one.run_tokens and two.run_seconds > 0
+
+
+def test_the_summary_records_the_generation_time_the_cache_holds_also_when_read_back(artifacts, tmp_path):
+    """results/enrichment_<pair>.json says how long the texts took: from the cache's rows (their batches' seconds
+    and write times), so a warm re-run that generates nothing writes the same time, not zero."""
+    import json
+
+    ds = tiny_dataset(tmp_path / "ds")
+    cold = enrich_dataset(ds, EnrichConfig(batch_size=5), backend=ScriptedBackend(), progress=False)
+    first = json.loads(cold.save_summary(tmp_path / "cold.json").read_text())["time"]
+    assert first["rows"] == 10 and first["tokens"] == sum(len(t.split()) for t in cold.generated_text if t)
+    assert first["generation_seconds_summed"] >= 0 and first["first_to_last_write_seconds"] >= 0
+    warm = enrich_dataset(ds, EnrichConfig(batch_size=5), backend=ScriptedBackend(), progress=False)
+    assert warm.counts().loc["total", "generated"] == 0
+    assert json.loads(warm.save_summary(tmp_path / "warm.json").read_text())["time"] == first

@@ -153,6 +153,18 @@ class EnrichmentCache:
             self._db.execute("ROLLBACK")
             raise
 
+    def generation_time(self, generator: str, prompt_hash: str) -> dict:
+        """How the rows of one generator and prompt were made, as recorded when each batch was written: rows, new
+        tokens, the batches' generation seconds summed (over processes side by side: more than the wall time), and
+        the wall time from the first batch's write to the last (the first batch's own time not included; a run
+        stopped and resumed later counts the pause too)."""
+        with self._named():
+            n, tokens, seconds, first, last = self._db.execute(
+                "SELECT count(*), sum(n_tokens), sum(seconds), min(created), max(created) FROM enrichment WHERE "
+                "generator=? AND prompt_hash=?", (generator, prompt_hash)).fetchone()
+        return {"rows": int(n), "tokens": int(tokens or 0), "generation_seconds_summed": round(float(seconds or 0), 1),
+                "first_to_last_write_seconds": round(float((last or 0) - (first or 0)), 1)}
+
     def count(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM enrichment").fetchone()[0]
 

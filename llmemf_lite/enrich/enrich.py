@@ -188,12 +188,16 @@ class EnrichmentRun:
         return {"remaining_items": remaining, "items_per_second": rate, "seconds": seconds}
 
     def save_summary(self, path: str | Path | None = None, name: str = "") -> Path:
-        """The counts, fallback reasons and settings as JSON (results/enrichment_<name>.json by default)."""
+        """The counts, fallback reasons, settings and generation time as JSON (results/enrichment_<name>.json by
+        default). The time is the cache's record of its rows of this generator and prompt (`generation_time`), so a
+        re-run that reads them from the cache writes the time they took when they were generated."""
         path = Path(path) if path else results_dir() / f"enrichment_{name or 'summary'}.json"
         config = asdict(self.config)
+        with EnrichmentCache(self.cache_path) as cache:
+            time = cache.generation_time(self.generator, self.prompt_hash)
         data = {"generator": self.generator, "template": self.config.template, "prompt_hash": self.prompt_hash,
                 "config": config, "counts": self.counts().to_dict(orient="index"),
-                "fallback_reasons": {k: int(v) for k, v in self.fallback_reasons().items()}}
+                "fallback_reasons": {k: int(v) for k, v in self.fallback_reasons().items()}, "time": time}
         path.write_text(json.dumps(data, indent=2, default=str) + "\n")
         return path
 
