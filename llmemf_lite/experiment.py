@@ -292,8 +292,10 @@ def _worker_run(spec: RunSpec, seed: int):
     return _WORKER_SETTING.run(spec, seed)
 
 
-def run_experiment(cfg: ExperimentConfig, specs: list[RunSpec]) -> dict[str, pd.DataFrame]:
+def run_experiment(cfg: ExperimentConfig, specs: list[RunSpec], not_run: dict | None = None) -> dict[str, pd.DataFrame]:
     """Train and test every (variant, seed); write results/; return the metrics, ranks and history frames.
+    `not_run`: {variant: why} of variants the caller left out (the tuning's models none of whose grid points ran),
+    recorded in skipped.json with those these data cannot run.
 
     On CPU every run uses one torch thread, so that its numbers are the same whatever the machine's core count and
     however many run at once (these small models gain little from a second thread: 617 vs. 644 ms per LLM-EMF step
@@ -304,6 +306,7 @@ def run_experiment(cfg: ExperimentConfig, specs: list[RunSpec]) -> dict[str, pd.
     setting = _Setting(cfg)
     notes = {s.label: setting.item_features(s)[1] for s in specs if s.uses_features}   # cache filled, said once
     specs, skipped = runnable_specs(specs, lambda s: setting.item_features(s)[0], cfg)
+    skipped = {**skipped, **(not_run or {})}
     jobs = [(spec, seed) for spec in specs for seed in cfg.seeds]
     workers = _workers(cfg, sum(spec.model != "pop" for spec, _ in jobs))
     if workers == 1:

@@ -205,13 +205,9 @@ def final_specs(choice: dict, cfg: TuningConfig) -> list[RunSpec]:
 def run_final(cfg: TuningConfig = TuningConfig()) -> dict:
     """The chosen configurations with the final seeds; the models the grid could not run are recorded with why in
     skipped.json beside the results (read by results/paper_comparison.md and the notebooks)."""
-    exp, choice = _experiment(cfg, "04_train", cfg.final_seeds), load_choice(cfg)
-    out = run_experiment(exp, final_specs(choice, cfg))
+    choice = load_choice(cfg)
     why = {m: choice[m]["not_run"] for m in cfg.models if "not_run" in choice.get(m, {})}
-    if why:
-        out["skipped"] = {**(out.get("skipped") or {}), **why}
-        (results_folder(exp) / "skipped.json").write_text(json.dumps(out["skipped"], indent=1))
-    return out
+    return run_experiment(_experiment(cfg, "04_train", cfg.final_seeds), final_specs(choice, cfg), not_run=why)
 
 
 def load_choice(cfg: TuningConfig) -> dict:
