@@ -465,7 +465,7 @@ def _write(cfg: ExperimentConfig, specs, out: dict, notes: dict) -> None:
     record = folder / "setting.json"
     unknown = not record.is_file() and (folder / "metrics.csv").is_file()
     if unknown or (record.is_file() and json.loads(record.read_text()) != setting):
-        for name in ("metrics.csv", "ranks.csv.gz", "history.csv", "timings.csv"):
+        for name in ("metrics.csv", "ranks.csv.gz", "history.csv", "timings.csv", "variants.json", "skipped.json"):
             (folder / name).unlink(missing_ok=True)
         print(f"{folder}: earlier results were for another setting (e.g. epochs); they are replaced, not merged")
     record.write_text(json.dumps(setting, indent=1, sort_keys=True) + "\n")
@@ -487,12 +487,16 @@ def _write(cfg: ExperimentConfig, specs, out: dict, notes: dict) -> None:
     for protocol, title in (("sampled", "1 target + 999 sampled negatives of its domain (the paper's protocol)"),
                             ("full", "full ranking over every item of the target's domain")):
         lines += [f"## {title}", "", markdown_table(mean_std_table(metrics, protocol).reset_index()), ""]
+    # what each variant is, and which were not run and why: this run's entries over an earlier run's, so a run of a
+    # subset of the variants (tuning's --models c2dsr) keeps the record of the others
+    this_run = {s.label for s in specs} | set(out.get("skipped") or {})
+    described = _merged_record(folder / "variants.json", {s.label: _describe(s, notes) for s in specs}, this_run)
+    skipped = _merged_record(folder / "skipped.json", out.get("skipped") or {}, this_run)
     seeds = metrics.groupby("label", sort=False)["seed"].unique()
-    lines += ["## Variants (this run)", ""] + [
-        f"- **{s.label}**: model `{s.model}`, overrides `{s.overrides}`"
-        + (f", training `{s.train}`" if s.train else "") + f", seeds {sorted(seeds[s.label].tolist())}"
-        + (f", features: {notes[s.label]}" if s.label in notes else "") for s in specs]
-    skipped = out.get("skipped") or {}
+    lines += ["## Variants", ""] + [
+        f"- **{label}**: {described.get(label, 'no record of its configuration (run before variants.json)')}"
+        f", seeds {sorted(seeds[label].tolist())}" for label in seeds.index]
+    (folder / "variants.json").write_text(json.dumps(described, indent=1) + "\n")
     if skipped:
         lines += ["", "## Variants not run on these data", ""] + [f"- **{k}**: {v}" for k, v in skipped.items()]
     lines += ["", f"Configuration of this run: `{json.dumps(asdict(cfg), default=str)}`", ""]
@@ -503,3 +507,15 @@ def _write(cfg: ExperimentConfig, specs, out: dict, notes: dict) -> None:
         skipped_record.write_text(json.dumps(skipped, indent=1))
     elif skipped_record.is_file():
         skipped_record.unlink()
+
+
+def _describe(spec, notes: dict) -> str:
+    return (f"model `{spec.model}`, overrides `{spec.overrides}`" + (f", training `{spec.train}`" if spec.train else "")
+            + (f", features: {notes[spec.label]}" if spec.label in notes else ""))
+
+
+def _merged_record(path: Path, new: dict, this_run: set) -> dict:
+    """A label -> entry record of a results folder: an earlier run's entries for labels this run neither ran nor
+    skipped, then this run's."""
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    return {**{k: v for k, v in old.items() if k not in this_run}, **new}

@@ -401,6 +401,28 @@ def test_downstream_builds_only_the_sources_default_scope_and_reads_larger_runs(
     assert scripted.prompts_seen == 8 and enriched_ids(texts) == sorted(select_items(ds, 8).tolist())
 
 
+def test_downstream_reads_the_dtype_notebook_02_enriched_every_item_with(artifacts, tmp_path, monkeypatch):
+    """notebook 02 -p dtype bfloat16 -p limit all caches its texts under the bfloat16 generator key; a later stage
+    that passes no config (notebooks 03-05) must read those, not the few float32 texts of an earlier default run
+    and titles for the rest, and must not generate anything."""
+    import llmemf_lite.enrich.enrich as E
+
+    ds = tiny_dataset(tmp_path / "ds")
+    monkeypatch.setattr(E, "REAL_DATA_LIMIT", 4)
+    float32 = ScriptedBackend(key=generator_key(EnrichConfig(device="cpu")),
+                              answers={t: ("A float32 text about this kitchen item.", True)
+                                       for t in ds.items["title"]})
+    enrich_dataset(ds, EnrichConfig(limit=2, device="cpu"), backend=float32, progress=False)   # a default run
+    bf16 = ScriptedBackend(key=generator_key(EnrichConfig(dtype="bfloat16")))
+    enrich_dataset(ds, EnrichConfig(dtype="bfloat16"), backend=bf16, progress=False)          # every item
+    monkeypatch.setattr(E, "make_backend", lambda config: pytest.fail("nothing is left to generate"))
+    assert E.default_scope(ds).dtype == "bfloat16"
+    texts = enriched_texts(ds, progress=False)
+    titles = ds.items["title"].tolist()
+    assert texts[5] is None                       # item 5 has no text at all
+    assert all(t.startswith(title) and "cooks who like" in t for i, (t, title) in enumerate(zip(texts, titles)) if i != 5)
+
+
 def test_a_local_model_loads_in_the_dtype_asked_for(tiny_lm, tmp_path):
     import torch
 

@@ -1,3 +1,4 @@
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -203,7 +204,13 @@ def test_variants_the_data_cannot_run_are_skipped_with_a_reason_and_the_claim_sa
     text = paper_comparison(home / "results", "food_kitchen_synthetic")
     assert "ID + text + image beats image alone: not measured (`image only` not run: every channel" in text
     assert "Variants not run on these data" in (folder / "summary.md").read_text()
-    _write(cfg, kept, {**parts, "skipped": {}}, {})           # a later run that ran everything: no stale reasons
+    _write(cfg, kept[:1], {**parts, "skipped": {}}, {})       # a run of one variant keeps the others' reasons
+    assert set(json.loads((folder / "skipped.json").read_text())) == set(skipped)
+    summary = (folder / "summary.md").read_text()
+    assert "Variants not run on these data" in summary
+    for spec in kept:                                         # and says what every variant in its tables is
+        assert f"- **{spec.label}**: model `llmemf`, overrides `{spec.overrides}`" in summary
+    _write(cfg, specs, {**parts, "skipped": {}}, {})         # a later run that ran everything: no stale reasons
     assert not (folder / "skipped.json").exists()
 
 

@@ -451,10 +451,33 @@ def enriched_texts(ds, config: EnrichConfig | None = None, *, build_if_missing: 
     Cheap when everything is cached (indexed reads of the cache, no model)."""
     if not build_if_missing:
         return enrich_dataset(ds, config, progress=progress, build_if_missing=False).texts
-    scope = config or EnrichConfig(limit=default_limit(ds))
+    scope = config or default_scope(ds)
     enrich_dataset(ds, scope, progress=progress)                              # generate what the scope lacks
     cached = enrich_dataset(ds, scope, progress=False, build_if_missing=False)  # every item the cache holds
     return [t if t is not None else title for t, title in zip(cached.texts, cached.titles)]
+
+
+def default_scope(ds) -> EnrichConfig:
+    """The enrichment a downstream stage reads when it passes no config (notebooks 03-05, text_source="enriched"):
+    the default model and decoding, `default_limit(ds)` items, at the weights' dtype whose texts the cache holds
+    for the most items of `ds`, the default dtype on a tie or an empty cache. So `notebook 02 -p dtype bfloat16
+    -p limit all` is what a later stage reads, and not the 480 float32 texts of an earlier default run; the
+    float32 and bfloat16 texts are never mixed (one generator key). Counting is an indexed cache read, no model."""
+    from dataclasses import replace
+
+    from .local import DTYPES
+
+    base, best, most, seen = EnrichConfig(limit=default_limit(ds)), None, 0, set()
+    for dtype in (None, *DTYPES):
+        candidate = replace(base, dtype=dtype)
+        key = generator_key(candidate)
+        if key in seen:
+            continue
+        seen.add(key)
+        held = sum(t is not None for t in enrich_dataset(ds, candidate, progress=False, build_if_missing=False).texts)
+        if held > most:
+            best, most = candidate, held
+    return best or base
 
 
 REAL_DATA_LIMIT = 480   # items enriched by default on any source but the synthetic world: 36,298 real items take
