@@ -41,6 +41,12 @@ REAL_DATA = {"food_kitchen_llmcdsr": "real Food–Kitchen", "movie_book_llmcdsr"
 TUNING_COMMANDS = {"food_kitchen_llmcdsr": "python -m llmemf_lite.tuning grid",
                    "movie_book_llmcdsr": "python -m llmemf_lite.tuning grid --domain-pair movie_book --data-dir "
                                          "../shared/data/movie-book"}
+ABLATION_COMMANDS = {   # notebook 05 at the full model's tuned configuration (notebook 04 with -p tuned True first)
+    "food_kitchen_llmcdsr": "papermill notebooks/05_ablations.ipynb out.ipynb -p source llmcdsr -p data_dir "
+                            "../shared/data/food-kitchen -p tuned True",
+    "movie_book_llmcdsr": "papermill notebooks/05_ablations.ipynb out.ipynb -p domain_pair movie_book -p source "
+                          "llmcdsr -p data_dir ../shared/data/movie-book -p tuned True",
+}
 DEFAULT_COMMAND = "make reproduce"
 EXTENDED_COMMAND = "papermill notebooks/05_ablations.ipynb out.ipynb -p variants extended"
 
@@ -265,7 +271,7 @@ def table_05(root: Path, pair_source: str) -> str:
     if metrics is None:
         return _missing(path)
     ext_path, extended = _metrics(root, "05_ablations_extended", pair_source)
-    paths, commands = [path], [DEFAULT_COMMAND]
+    paths, commands = [path], [ABLATION_COMMANDS.get(pair_source, DEFAULT_COMMAND)]
     if extended is not None:
         new = extended[~extended["label"].isin(set(metrics["label"]))]
         metrics = pd.concat([metrics, new.assign(label="*extended:* " + new["label"])], ignore_index=True)
@@ -403,6 +409,10 @@ TABLES = {
     "convergence_food_kitchen": lambda root: convergence(root, "food_kitchen_llmcdsr"),
     "convergence_movie_book": lambda root: convergence(root, "movie_book_llmcdsr"),
     "real_claims_movie_book": lambda root: claims_table(root, "movie_book_llmcdsr"),
+    "real_05": lambda root: table_05(root, "food_kitchen_llmcdsr"),
+    "real_05_movie_book": lambda root: table_05(root, "movie_book_llmcdsr"),
+    "real_05_warm_cold": lambda root: warm_cold_04(root, "food_kitchen_llmcdsr", "05_ablations"),
+    "real_05_warm_cold_movie_book": lambda root: warm_cold_04(root, "movie_book_llmcdsr", "05_ablations"),
     "default_05_warm_cold": lambda root: warm_cold_04(root, "food_kitchen_synthetic", "05_ablations"),
     "default_04": lambda root: table_04(root, "food_kitchen_synthetic", DEFAULT_COMMAND),
     "default_05": lambda root: table_05(root, "food_kitchen_synthetic"),
