@@ -133,8 +133,9 @@ SETTING_DIFFERENCES = """## What differs from the paper's setting
   training (`../shared/data/README.md`).
 - **The LLM is SmolLM2-135M-Instruct (a 4-bit GGUF)**, not the paper's DeepSeek-R1: "LLM enrichment helps" is tested
   with a far smaller model.
-- **Text on real data is MiniLM (pretrained sentence embeddings of the titles)**, because it is the only pretrained
-  text encoder available offline.
+- **Text on real data is MiniLM (pretrained sentence embeddings)**, because it is the only pretrained text encoder
+  available offline: of the titles in notebook 04's LLM-EMF, of every item's LLM-enriched text in notebook 05's full
+  model (its titles variant is notebook 04's LLM-EMF).
 - **The real-data tables are tuned and trained to convergence on a CPU** (`llmemf_lite.tuning`,
   docs/training.md): every trainable model gets the same grid (learning rate × dropout, and its paper's own
   settings as one more point), searched by successive halving on validation with seed 0, then its chosen
