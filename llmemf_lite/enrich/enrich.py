@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -423,8 +423,6 @@ _WORKER_BACKEND: GenerationBackend | None = None
 def _worker_start(config: EnrichConfig, log: str) -> None:
     """A generating process: one torch thread, the model loaded once. Its stdout and stderr go to `log`."""
     global _WORKER_BACKEND
-    from dataclasses import replace
-
     from ..workers import send_output_to
 
     send_output_to(log)
@@ -463,8 +461,6 @@ def default_scope(ds) -> EnrichConfig:
     for the most items of `ds`, the default dtype on a tie or an empty cache. So `notebook 02 -p dtype bfloat16
     -p limit all` is what a later stage reads, and not the 480 float32 texts of an earlier default run; the
     float32 and bfloat16 texts are never mixed (one generator key). Counting is an indexed cache read, no model."""
-    from dataclasses import replace
-
     from .local import DTYPES
 
     base, best, most, seen = EnrichConfig(limit=default_limit(ds)), None, 0, set()
