@@ -83,16 +83,13 @@ def notebook_value(name: str, value, default: str, notebook: str, *, from_text: 
                      f"e.g. -p {name} {default}")
 
 
-def run_pipeline(output_dir: str | Path | None, parameters: dict | None = None, stages: list[str] | None = None,
-                 in_place: bool = False, notebooks_dir: str | Path | None = None, *,
-                 from_text: bool = False) -> list[Path]:
-    """Execute the numbered notebooks of `notebooks_dir` (default notebooks/) in order; returns the executed paths.
-    Every parameter is checked against the type of each declared default before anything runs (from_text: the
-    values are command-line texts, read as those types; see `notebook_value`). Raises SystemExit naming the
-    parameter that does not fit, or the notebook and cell where one fails (the later ones are not run)."""
+def notebook_parameters(parameters: dict, stages: list[str] | None = None, notebooks_dir: str | Path | None = None,
+                        *, from_text: bool = False) -> dict[Path, dict]:
+    """The notebooks that `stages` selects (all when None), each with the values of `parameters` it declares, read
+    as the types of its declared defaults. Raises SystemExit naming a parameter that no selected notebook declares
+    or a value that does not fit its type: the check `run_pipeline` makes before anything runs."""
     import papermill as pm
 
-    parameters = parameters or {}
     everything = notebook_sequence(notebooks_dir)
     notebooks = everything
     if stages:
@@ -106,8 +103,21 @@ def run_pipeline(output_dir: str | Path | None, parameters: dict | None = None, 
     if unknown:
         raise SystemExit(f"no notebook of {[nb.name for nb in notebooks]} declares the parameter(s) {unknown}; "
                          f"the declared ones are {sorted(known)}")
-    values = {nb: {k: notebook_value(k, v, declared[nb][k]["default"], nb.name, from_text=from_text)
-                   for k, v in parameters.items() if k in declared[nb]} for nb in notebooks}
+    return {nb: {k: notebook_value(k, v, declared[nb][k]["default"], nb.name, from_text=from_text)
+                 for k, v in parameters.items() if k in declared[nb]} for nb in notebooks}
+
+
+def run_pipeline(output_dir: str | Path | None, parameters: dict | None = None, stages: list[str] | None = None,
+                 in_place: bool = False, notebooks_dir: str | Path | None = None, *,
+                 from_text: bool = False) -> list[Path]:
+    """Execute the numbered notebooks of `notebooks_dir` (default notebooks/) in order; returns the executed paths.
+    Every parameter is checked against the type of each declared default before anything runs (from_text: the
+    values are command-line texts, read as those types; see `notebook_value`). Raises SystemExit naming the
+    parameter that does not fit, or the notebook and cell where one fails (the later ones are not run)."""
+    import papermill as pm
+
+    values = notebook_parameters(parameters or {}, stages, notebooks_dir, from_text=from_text)
+    notebooks = list(values)
     out_dir = None if in_place else resolve(output_dir or "runs/default")
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -138,8 +148,14 @@ def main(argv: list[str] | None = None) -> int:
                          "3, 1e-3, a string), and as papermill reads -p where the default is None (null, [lists])")
     ap.add_argument("--stages", default="", help="comma-separated notebook numbers, e.g. 01,04 (default: all)")
     ap.add_argument("--in-place", action="store_true", help="execute the committed notebooks themselves")
+    ap.add_argument("--check", action="store_true", help="check the parameters and print what each notebook would "
+                                                         "get, without running anything")
     args = ap.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()] or None
+    if args.check:
+        for nb, params in notebook_parameters(dict(args.parameter), stages, from_text=True).items():
+            print(f"{nb.name}: {', '.join(f'{k}={v!r}' for k, v in params.items()) or 'defaults'}")
+        return 0
     run_pipeline(args.out, dict(args.parameter), stages, in_place=args.in_place, from_text=True)
     return 0
 

@@ -67,3 +67,24 @@ def test_a_parameter_no_notebook_declares_stops_the_run_before_it_starts(stages,
         run_pipeline(tmp_path / "out", {"limit": 5}, stages=["01"], notebooks_dir=stages)
     with pytest.raises(SystemExit, match="no notebook matches stages"):
         run_pipeline(tmp_path / "out", {}, stages=["09"], notebooks_dir=stages)
+
+
+def test_make_reproduce_real_hands_every_notebook_parameters_it_declares_and_that_fit(capsys):
+    # the one command of the real-data study takes hours; its wiring (every -p name declared by some notebook, every
+    # value of its default's type) is checked here on the commands make would run, without running them
+    import shlex
+    import subprocess
+
+    from llmemf_lite.pipeline import main
+    from llmemf_lite.paths import project_root
+
+    dry = subprocess.run(["make", "-n", "reproduce-real"], cwd=project_root(), capture_output=True, text=True,
+                         check=True).stdout
+    commands = [shlex.split(line) for line in dry.splitlines() if "-m llmemf_lite.pipeline" in line]
+    assert len(commands) == 2
+    for command, pair in zip(commands, ("food_kitchen", "movie_book")):
+        assert main(command[command.index("llmemf_lite.pipeline") + 1:] + ["--check"]) == 0
+        shown = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+        assert len(shown) == 6 and all(f"domain_pair='{pair}'" in v and "source='llmcdsr'" in v for v in shown.values())
+        assert "limit='all'" in shown["02_llm_enrichment.ipynb"] and "tuned=True" in shown["04_train.ipynb"]
+        assert "c2dsr" in shown["04_train.ipynb"] and "tuned=True" in shown["05_ablations.ipynb"]
