@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import claims
+from .evaluate import METRICS
 from .paths import project_root, results_dir
 
 METRIC = "NDCG@10"
@@ -375,6 +376,48 @@ def diagnostic(root: Path, name: str) -> str:
                                                    f"python -m llmemf_lite.diagnostics {name}")[:-1] + extra + "."
 
 
+V2_COMMAND = "bash tools/model_version2/run.sh"
+V2_LABEL, V3_LABEL = "llmemf version 2", "llmemf"     # the version-2 run's label; notebook 04's tuned LLM-EMF row
+
+
+def model_versions(root: Path) -> str:
+    """LLM-EMF model version 3 against version 2 on the real Food-Kitchen data, both under the fair-training
+    protocol (issue 19): version 2 from tools/model_version2 (results/diagnostics/model_version2/), version 3 from
+    notebook 04's tuned row, at the same configuration. Test NDCG@10 per protocol and domain, the effect of version
+    3 over version 2 with its seed spread and verdict (`claims.effect`), and pop in both trees as the check that the
+    test cases, candidates and rankings are the same."""
+    v2, v3 = (root / "diagnostics" / "model_version2" / "food_kitchen_llmcdsr" / "metrics.csv",
+              root / "04_train" / "food_kitchen_llmcdsr" / "metrics.csv")
+    for path in (v2, v3):
+        if not path.is_file():
+            return _missing(path)
+    m2, m3 = pd.read_csv(v2), pd.read_csv(v3)
+    both = pd.concat([m2[m2["label"] == V2_LABEL].assign(label="version 2"),
+                      m3[m3["label"] == V3_LABEL].assign(label="version 3")], ignore_index=True)
+    if both["label"].nunique() < 2:
+        return f"*No numbers yet: `{V2_LABEL}` or `{V3_LABEL}` has no rows in {v2.name} / {v3.name}.*"
+    rows = []
+    for name, g in both.groupby("label", sort=True):
+        row = {"model": f"LLM-EMF {name}", "seeds": g["seed"].nunique(),
+               "best epochs": "/".join(str(int(e)) for e in g.drop_duplicates("seed").sort_values("seed")["best_epoch"])}
+        for (protocol, domain), cell in g.groupby(["protocol", "domain"], sort=False):
+            row[f"{protocol} {domain}"] = mean_std(cell["NDCG@10"])
+        rows.append(row)
+    effects = claims.effect(both, "version 3", "version 2")
+    verdicts = pd.DataFrame({"protocol": effects["protocol"], "domain": effects["domain"],
+                             "version 3 - version 2": effects["effect"].map("{:+.4f}".format),
+                             "spread": effects["spread"].map("{:.4f}".format), "version 3 beats version 2":
+                             effects["verdict"]})
+    keys = ["protocol", "domain", "seed"]
+    pop = m2[m2["label"] == "pop"].merge(m3[m3["label"] == "pop"], on=keys, suffixes=("_2", "_3"))
+    gap = float(max((pop[f"{k}_2"] - pop[f"{k}_3"]).abs().max() for k in METRICS)) if len(pop) else None
+    check = ("pop is not in both files: the two evaluations are not checked against each other" if gap is None else
+             f"pop, which trains nothing, scores alike in both trees (largest difference over every metric, "
+             f"protocol and domain: {gap:.1e}), so both evaluate the same cases against the same candidates")
+    return (markdown(pd.DataFrame(rows)) + "\n\n" + markdown(verdicts) + f"\n\nTest NDCG@10; {check}; "
+            + _source_line([v2, v3], V2_COMMAND))
+
+
 def benchmark_train_eval(root: Path) -> str:
     """The training and evaluation benchmark (`benchmarks/bench_train_eval.py`), one table per dataset it ran on:
     sequences/s and the ratio to SASRec per model, measured side by side, and the batched / per-case evaluation."""
@@ -397,6 +440,7 @@ def benchmark_train_eval(root: Path) -> str:
 TABLES = {
     "headline": headline,
     "benchmark_train_eval": benchmark_train_eval,
+    "model_versions": model_versions,
     **{f"diagnostics_{name}": (lambda root, name=name: diagnostic(root, name))
        for name in ("init_norms", "position_init", "objective", "loss_weighting", "llmemf_design",
                     "content_dropout", "batch_size")},

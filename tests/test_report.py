@@ -215,3 +215,30 @@ def test_the_headline_gives_each_pair_of_domains_its_own_table(tmp_path, monkeyp
     assert "Food, 999 sampled" in tables[0] and "default world" in tables[0] and "Movie" not in tables[0]
     assert tables[1].splitlines()[0].count("Movie") == 2 and "real Movie–Book" in tables[1]
     assert not any("|  |  |" in line for line in tables[1].splitlines()[2:])          # no empty cells
+
+
+def test_the_model_version_table_gives_each_cell_a_verdict_and_checks_the_two_evaluations_by_pop(tmp_path,
+                                                                                                 monkeypatch):
+    _project(tmp_path, monkeypatch, "")
+    results = tmp_path / "results"
+    assert "No numbers yet" in report.model_versions(results)
+    rows = lambda label, base, pop_shift: pd.DataFrame(   # noqa: E731
+        [{"label": label, "seed": s, "protocol": p, "domain": d, "best_epoch": 5 + s,
+          **{m: base + 0.01 * (s - 1) for m in METRICS}} for s in (0, 1, 2) for p in ("sampled", "full")
+         for d in ("food", "kitchen")]
+        + [{"label": "pop", "seed": s, "protocol": p, "domain": d, "best_epoch": 0,
+            **{m: 0.02 + pop_shift for m in METRICS}} for s in (0, 1, 2) for p in ("sampled", "full")
+           for d in ("food", "kitchen")])
+    v2 = results / "diagnostics" / "model_version2" / "food_kitchen_llmcdsr"
+    v2.mkdir(parents=True)
+    rows("llmemf version 2", 0.20, 0.0).to_csv(v2 / "metrics.csv", index=False)
+    v3 = results / "04_train" / "food_kitchen_llmcdsr"
+    v3.mkdir()
+    rows("llmemf", 0.25, 0.0).to_csv(v3 / "metrics.csv", index=False)
+    text = report.model_versions(results)
+    assert "| LLM-EMF version 3 | 3 | 5/6/7 | 0.2500 ± 0.0082 |" in text
+    assert text.count("| +0.0500 | 0.0115 | holds |") == 4
+    assert "largest difference over every metric, protocol and domain: 0.0e+00" in text
+    rows("llmemf", 0.19, 0.001).to_csv(v3 / "metrics.csv", index=False)
+    text = report.model_versions(results)
+    assert text.count("| -0.0100 | 0.0115 | within noise |") == 4 and "1.0e-03" in text
