@@ -1,4 +1,4 @@
-"""Train LLM-EMF model version 2 under today's fair-training protocol on the real Food-Kitchen data (issue 19's
+"""Train LLM-EMF model version 2 under the fair-training protocol on the real Food-Kitchen data (issue 19's
 accuracy check of version 3). Run by tools/model_version2/run.sh inside a worktree of the last commit that had
 version 2 (610934d^), patched by fair_protocol.patch; imports that tree's package, not this clone's.
 
