@@ -107,6 +107,11 @@ def notebook_parameters(parameters: dict, stages: list[str] | None = None, noteb
                  for k, v in parameters.items() if k in declared[nb]} for nb in notebooks}
 
 
+def shown_parameters(params: dict) -> str:
+    """How a notebook's parameters are printed: by `run_pipeline` before it runs, by `--check` instead of running."""
+    return ", ".join(f"{k}={v!r}" for k, v in params.items()) or "defaults"
+
+
 def run_pipeline(output_dir: str | Path | None, parameters: dict | None = None, stages: list[str] | None = None,
                  in_place: bool = False, notebooks_dir: str | Path | None = None, *,
                  from_text: bool = False) -> list[Path]:
@@ -125,7 +130,7 @@ def run_pipeline(output_dir: str | Path | None, parameters: dict | None = None, 
     for i, nb in enumerate(notebooks, 1):
         params = values[nb]
         target = nb if in_place else out_dir / nb.name
-        shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "defaults"
+        shown = shown_parameters(params)
         print(f"[{i}/{len(notebooks)}] {nb.name} ({shown}) ...", flush=True)
         start = time.perf_counter()
         try:
@@ -154,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     stages = [s.strip() for s in args.stages.split(",") if s.strip()] or None
     if args.check:
         for nb, params in notebook_parameters(dict(args.parameter), stages, from_text=True).items():
-            print(f"{nb.name}: {', '.join(f'{k}={v!r}' for k, v in params.items()) or 'defaults'}")
+            print(f"{nb.name}: {shown_parameters(params)}")
         return 0
     run_pipeline(args.out, dict(args.parameter), stages, in_place=args.in_place, from_text=True)
     return 0
