@@ -69,7 +69,8 @@ def commit() -> str:
 # (tuning.PROJECT_SETTINGS: d = 64, the project's window of 50)
 MODELS = (("gru4rec", {}), ("sasrec", {}), ("bert4rec", {}), ("c2dsr", {}),
           ("c2dsr_project_width", {"d": 64, "max_len": 50}), ("llmemf_id", {}), ("llmemf", {}),
-          ("llmemf_representation_fusion", {"fusion": "representation"}))
+          ("llmemf_representation_fusion", {"fusion": "representation"}),
+          ("llmemf_network_fusion", {"fusion": "network"}))
 
 
 def main() -> None:
@@ -102,7 +103,7 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     models, optims = {}, {}
     for label, overrides in MODELS:
-        name = "llmemf" if label.startswith("llmemf_rep") else "c2dsr" if label.startswith("c2dsr") else label
+        name = "llmemf" if label.startswith(("llmemf_rep", "llmemf_net")) else "c2dsr" if label.startswith("c2dsr") else label
         if "image" not in feats.vectors and name == "llmemf":
             overrides = {**overrides, "use_image": False}
         models[label] = build_model(name, space, feats, train_sequences=train_seqs, **overrides).to(device)

@@ -4,6 +4,7 @@ is the change named in their labels.
 
     python -m llmemf_lite.diagnostics init_norms position_init objective loss_weighting llmemf_design content_dropout
     python -m llmemf_lite.diagnostics batch_size
+    python -m llmemf_lite.diagnostics fusion_level --epochs 40 --patience 5 --seeds 0 1 2   # notebook 04's protocol
 
 Each experiment writes results/diagnostics/<name>/food_kitchen_llmcdsr/ (metrics.csv, history.csv, summary.md; see
 `experiment.py`); `init_norms` writes results/diagnostics/init_norms.csv (the position / item input norms of every
@@ -32,6 +33,8 @@ class DiagnosticsConfig:
 
 OLD_POS = {"pos_std": 1.0}         # the position tables' initialisation before the fix (nn.Embedding's N(0, 1))
 TITLES = dict(text_encoder="minilm", text_source="title")   # the real data's text channel: MiniLM over titles
+# notebook 04's tuned LLM-EMF setting on real Food-Kitchen (results/04_train/food_kitchen_llmcdsr/variants.json)
+TUNED_LLMEMF = dict(overrides={"dropout": 0.2, "n_negatives": 2000}, train={"lr": 1e-3}, **TITLES)
 
 # name -> variants; each label names its one change against the experiment's reference row
 EXPERIMENTS: dict[str, list[RunSpec]] = {
@@ -64,6 +67,11 @@ EXPERIMENTS: dict[str, list[RunSpec]] = {
     "batch_size": [      # (e): does a larger batch, with its learning rate scaled by sqrt(batch ratio), converge sooner?
         RunSpec(f"sasrec, batch {b}, lr {lr:g}", "sasrec", {"n_negatives": 2000}, train={"batch_size": b, "lr": lr})
         for b, lr in ((128, 2e-3), (256, 2.83e-3), (512, 4e-3))
+    ],
+    "fusion_level": [    # issue 19: is version 3's accuracy gap to version 2 its one network over the fused item?
+        # the reference row (one network over ID + text, score fusion) is notebook 04's llmemf, same protocol
+        RunSpec("llmemf, one network per channel", "llmemf", {**TUNED_LLMEMF["overrides"], "fusion": "network"},
+                train=TUNED_LLMEMF["train"], **TITLES),
     ],
     "content_dropout": [
         RunSpec("llmemf, content dropout 0.2", "llmemf", {}, **TITLES),
@@ -121,6 +129,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="+", help=f"{sorted(EXPERIMENTS)} or init_norms")
     parser.add_argument("--epochs", type=int, default=DiagnosticsConfig.epochs)
+    parser.add_argument("--patience", type=int, default=DiagnosticsConfig.patience)
     parser.add_argument("--workers", type=int, default=DiagnosticsConfig.workers)
     parser.add_argument("--seeds", type=int, nargs="+", default=list(DiagnosticsConfig.seeds))
     parser.add_argument("--only", default=None, help="just the variants whose label starts with this")
@@ -135,7 +144,8 @@ def main(argv=None) -> None:
             frame.to_csv(out, index=False)
             print(f"{out}:\n{frame.to_string(index=False)}")
             continue
-        run_diagnostic(name, DiagnosticsConfig(seeds=tuple(args.seeds), epochs=args.epochs, workers=args.workers),
+        run_diagnostic(name, DiagnosticsConfig(seeds=tuple(args.seeds), epochs=args.epochs,
+                                                        patience=args.patience, workers=args.workers),
                        args.only)
         print(f"{name}: done")
 

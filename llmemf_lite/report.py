@@ -378,13 +378,17 @@ def diagnostic(root: Path, name: str) -> str:
 
 V2_COMMAND = "bash tools/model_version2/run.sh"
 V2_LABEL, V3_LABEL = "llmemf version 2", "llmemf"     # the version-2 run's label; notebook 04's tuned LLM-EMF row
+# version 3's switches run at notebook 04's protocol by `diagnostics fusion_level`: (its label there, the row's name)
+V3_VARIANTS = (("llmemf, one network per channel", "version 3, one network per channel"),)
+V3_VARIANTS_COMMAND = "python -m llmemf_lite.diagnostics fusion_level --epochs 40 --patience 5 --seeds 0 1 2"
 
 
 def model_versions(root: Path) -> str:
     """LLM-EMF model version 3 against version 2 on the real Food-Kitchen data, both under the fair-training
     protocol (issue 19): version 2 from tools/model_version2 (results/diagnostics/model_version2/), version 3 from
-    notebook 04's tuned row, at the same configuration. Test NDCG@10 per protocol and domain, the effect of version
-    3 over version 2 with its seed spread and verdict (`claims.effect`), and pop in both trees as the check that the
+    notebook 04's tuned row, at the same configuration, and version 3's switches that `diagnostics fusion_level`
+    ran at that configuration where it has. Test NDCG@10 per protocol and domain, the effect of each version-3 row
+    over version 2 with its seed spread and verdict (`claims.effect`), and pop in both trees as the check that the
     test cases, candidates and rankings are the same."""
     v2, v3 = (root / "diagnostics" / "model_version2" / "food_kitchen_llmcdsr" / "metrics.csv",
               root / "04_train" / "food_kitchen_llmcdsr" / "metrics.csv")
@@ -392,30 +396,42 @@ def model_versions(root: Path) -> str:
         if not path.is_file():
             return _missing(path)
     m2, m3 = pd.read_csv(v2), pd.read_csv(v3)
-    both = pd.concat([m2[m2["label"] == V2_LABEL].assign(label="version 2"),
-                      m3[m3["label"] == V3_LABEL].assign(label="version 3")], ignore_index=True)
-    if both["label"].nunique() < 2:
+    parts = [m2[m2["label"] == V2_LABEL].assign(label="version 2"),
+             m3[m3["label"] == V3_LABEL].assign(label="version 3")]
+    if min(map(len, parts)) == 0:
         return f"*No numbers yet: `{V2_LABEL}` or `{V3_LABEL}` has no rows in {v2.name} / {v3.name}.*"
+    variants = root / "diagnostics" / "fusion_level" / "food_kitchen_llmcdsr" / "metrics.csv"
+    sources = [v2, v3]
+    if variants.is_file():
+        mv = pd.read_csv(variants)
+        for label, name in V3_VARIANTS:
+            if (mv["label"] == label).any():
+                parts.append(mv[mv["label"] == label].assign(label=name))
+        sources.append(variants)
+    both = pd.concat(parts, ignore_index=True)
     rows = []
-    for name, g in both.groupby("label", sort=True):
+    for name, g in both.groupby("label", sort=False):
         row = {"model": f"LLM-EMF {name}", "seeds": g["seed"].nunique(),
                "best epochs": "/".join(str(int(e)) for e in g.drop_duplicates("seed").sort_values("seed")["best_epoch"])}
         for (protocol, domain), cell in g.groupby(["protocol", "domain"], sort=False):
             row[f"{protocol} {domain}"] = mean_std(cell["NDCG@10"])
         rows.append(row)
-    effects = claims.effect(both, "version 3", "version 2")
-    verdicts = pd.DataFrame({"protocol": effects["protocol"], "domain": effects["domain"],
-                             "version 3 - version 2": effects["effect"].map("{:+.4f}".format),
-                             "spread": effects["spread"].map("{:.4f}".format), "version 3 beats version 2":
-                             effects["verdict"]})
+    verdicts = []
+    for name in both["label"].unique()[1:]:
+        effects = claims.effect(both, name, "version 2")
+        verdicts.append(pd.DataFrame({"model": name, "protocol": effects["protocol"], "domain": effects["domain"],
+                                      "minus version 2": effects["effect"].map("{:+.4f}".format),
+                                      "spread": effects["spread"].map("{:.4f}".format),
+                                      "beats version 2": effects["verdict"]}))
     keys = ["protocol", "domain", "seed"]
     pop = m2[m2["label"] == "pop"].merge(m3[m3["label"] == "pop"], on=keys, suffixes=("_2", "_3"))
     gap = float(max((pop[f"{k}_2"] - pop[f"{k}_3"]).abs().max() for k in METRICS)) if len(pop) else None
     check = ("pop is not in both files: the two evaluations are not checked against each other" if gap is None else
              f"pop, which trains nothing, scores alike in both trees (largest difference over every metric, "
              f"protocol and domain: {gap:.1e}), so both evaluate the same cases against the same candidates")
-    return (markdown(pd.DataFrame(rows)) + "\n\n" + markdown(verdicts) + f"\n\nTest NDCG@10; {check}; "
-            + _source_line([v2, v3], V2_COMMAND))
+    commands = V2_COMMAND + ("`; `" + V3_VARIANTS_COMMAND if len(sources) > 2 else "")
+    return (markdown(pd.DataFrame(rows)) + "\n\n" + markdown(pd.concat(verdicts, ignore_index=True))
+            + f"\n\nTest NDCG@10; {check}; " + _source_line(sources, commands))
 
 
 def benchmark_train_eval(root: Path) -> str:

@@ -7,7 +7,8 @@ from llmemf_lite.models import MODELS, build_model
 from tests.helpers_small import ground_truth_features, small_world
 
 VARIANTS = [("sasrec", {}), ("sasrec_domain", {}), ("gru4rec", {}), ("gru4rec_domain", {}),
-            ("llmemf", {}), ("llmemf", {"fusion": "representation"}), ("llmemf", {"cross_domain": False}),
+            ("llmemf", {}), ("llmemf", {"fusion": "representation"}), ("llmemf", {"fusion": "network"}),
+            ("llmemf", {"cross_domain": False}),
             ("llmemf", {"use_image": False, "use_text": False}), ("llmemf", {"use_id": False})]
 
 
@@ -36,7 +37,7 @@ def test_registry_and_bad_settings():
         build_model("bert5rec", ds.space)
 
 
-@pytest.mark.parametrize("fusion", ["representation", "score"])
+@pytest.mark.parametrize("fusion", ["representation", "score", "network"])
 def test_missing_modality_is_masked_not_scored(fusion):
     ds, _, valid, _, _ = small_world()
     feats = ground_truth_features(ds)
@@ -51,7 +52,7 @@ def test_missing_modality_is_masked_not_scored(fusion):
         channel.vectors[torch.as_tensor(missing)] = torch.randn(len(missing), channel.vectors.shape[1]) * 100
     after = model.score_all(batch)
     torch.testing.assert_close(before, after)
-    if fusion == "score":   # and its score is the weighted mean of the streams it has, not dragged towards zero
+    if fusion != "representation":   # and its score is the weighted mean of the streams it has, not dragged towards zero
         w = torch.nn.functional.softplus(model.stream_weight)
         assert w.shape == (3,)
 
@@ -279,6 +280,53 @@ def test_target_weighting_spans_the_objectives():
     model.loss_weighting = "target"
     expected = (counts[0] * means[0] + counts[1] * means[1]) / sum(counts)
     assert counts[0] != counts[1] and abs(float(model._loss(t, "cpu", None)) - expected) < 1e-4
+
+
+def test_network_fusion_runs_one_network_per_channel_on_that_channel_alone():
+    """fusion="network" (version 2's fusion level): channel c's part of every user comes from channel c's own
+    network, which reads only channel c's vectors: changing every text vector leaves the ID and image parts of the
+    users as they were and changes the text part."""
+    ds, _, valid, _, _ = small_world()
+    feats = ground_truth_features(ds)
+    torch.manual_seed(0)
+    model = build_model("llmemf", ds.space, feats, max_len=20, fusion="network").eval()
+    assert len(model.networks) == 3 and model.stream_names == ["id", "image", "text"]
+    assert not hasattr(model, "user_heads")
+    t = model.tensors(valid.take(np.arange(6)), "cpu")
+    d = model.config.d
+    with torch.no_grad():
+        with model.item_tables():
+            before = model.preferences(t)
+        model.channels["text"].vectors.mul_(-3.0)
+        with model.item_tables():
+            after = model.preferences(t)
+    for b, a in zip(before, after):
+        assert b.shape[-1] == 3 * d
+        torch.testing.assert_close(b[..., :2 * d], a[..., :2 * d])
+        assert (b[..., 2 * d:] - a[..., 2 * d:]).abs().max() > 1e-3
+    model.record_attention(True)
+    model.score_all(valid.take(np.arange(4)))
+    text_maps, id_maps = model.attention_maps("text"), model.attention_maps(0)
+    assert set(text_maps) == set(id_maps) and not torch.equal(text_maps["mixed.0"], id_maps["mixed.0"])
+
+
+def test_network_fusion_checkpoints_round_trip(tmp_path):
+    """Its networks are saved once each (safetensors refuses a tensor under two names: a ModuleList holding the
+    first network beside `network` stopped a real run at its first checkpoint) and load back to the same scores."""
+    from llmemf_lite.train import _save_checkpoint, load_checkpoint
+
+    ds, _, valid, _, _ = small_world()
+    feats = ground_truth_features(ds)
+    torch.manual_seed(0)
+    model = build_model("llmemf", ds.space, feats, max_len=20, fusion="network").eval()
+    _save_checkpoint(tmp_path / "m.safetensors", model, None, {"epoch": 1})
+    torch.manual_seed(1)
+    again = build_model("llmemf", ds.space, feats, max_len=20, fusion="network").eval()
+    batch = valid.take(np.arange(5))
+    assert not torch.equal(model.score_all(batch), again.score_all(batch))
+    load_checkpoint(tmp_path / "m.safetensors", again)
+    torch.testing.assert_close(model.score_all(batch), again.score_all(batch))
+    assert {k.split(".")[0] for k in model.state_dict()} >= {"network", "more_networks"}
 
 
 def test_score_fusion_is_c_times_the_weighted_mean_of_the_channels_an_item_has():

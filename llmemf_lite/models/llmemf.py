@@ -16,8 +16,9 @@ projection is not added to its input, and that modality's score is left out of i
   equal weights and U_c = I an item with every channel scores <u, sum_c v_c>, as under representation fusion; a
   plain weighted mean divided every logit by C and learned slower: 0.073 / 0.093 against 0.090 / 0.112 test NDCG@10
   on the default world, 3 seeds). It is computed as one dot product of [u_c]_c with [w_ci v_ci]_c.
-  `fusion="representation"` scores the fused input vector itself with u. Version 2 ran one whole network per
-  channel, at 2 to 3 times the cost (docs/performance.md).
+  `fusion="representation"` scores the fused input vector itself with u. `fusion="network"` (version 2's fusion
+  level) runs one sequence network per channel, each over that channel's vectors alone, and u_c is channel c's
+  network's user: the same fused score, at about C times the network's cost.
 
 Sequences. For each user, the merged sequence S_X+Y and the domain sequences S_X and S_Y (`batching.py`), here as
 views of the merged sequence: each attention block's heads are split in two groups with their own masks.
@@ -74,12 +75,15 @@ class LLMEMFConfig:
     use_image: bool = True
     use_text: bool = True
     cross_domain: bool = True
-    fusion: str = "score"            # "score" | "representation"
+    fusion: str = "score"            # FUSIONS: "score" | "network" | "representation"
     n_negatives: int = 500           # per domain per batch; 0 = full softmax
     loss_weighting: str = "domain"   # base.LOSS_WEIGHTINGS
     pos_std: float = 0.02            # the position table at init (blocks.CausalTransformer's reason)
     content_dropout: float | None = None   # on the projected content vectors; None: `dropout`
     aux_weight: float = 1.0          # weight of the merged sequence's own next-item objective (SASRec's), from h(t)
+
+
+FUSIONS = ("score", "network", "representation")
 
 
 class MultipleAttention(nn.Module):
@@ -148,22 +152,27 @@ class LLMEMF(SequentialModel):
 
     def __init__(self, space: ItemSpace, config: LLMEMFConfig = LLMEMFConfig(), features: ItemFeatures | None = None):
         super().__init__(space, config.n_negatives, config.loss_weighting)
-        if config.fusion not in ("representation", "score"):
-            raise ValueError(f"fusion must be 'representation' or 'score', got {config.fusion!r}")
+        if config.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {config.fusion!r}")
         self.config = config
         self.channels = item_channels(space.n_items, config.d, features, use_id=config.use_id,
                                       use_image=config.use_image, use_text=config.use_text,
                                       dropout=config.dropout if config.content_dropout is None
                                       else config.content_dropout)
-        self.score_fusion = config.fusion == "score" and len(self.channels) > 1
+        self.score_fusion = config.fusion in ("score", "network") and len(self.channels) > 1
+        # fusion="network": one sequence network per channel, each reading that channel alone (version 2's level)
+        self.per_channel = self.score_fusion and config.fusion == "network"
         if self.score_fusion:
             C, d = len(self.channels), config.d
-            self.user_heads = nn.Linear(d, C * d, bias=False)       # u -> [U_c u]_c, each U_c the identity at first
-            with torch.no_grad():
-                self.user_heads.weight.copy_(torch.eye(d).repeat(C, 1))
+            if not self.per_channel:
+                self.user_heads = nn.Linear(d, C * d, bias=False)   # u -> [U_c u]_c, each U_c the identity at first
+                with torch.no_grad():
+                    self.user_heads.weight.copy_(torch.eye(d).repeat(C, 1))
             self.stream_weight = nn.Parameter(torch.zeros(C))
         self.streams = [self._output_items]
-        self.network = MultipleAttention(config)
+        self.network = MultipleAttention(config)   # fusion="network": the first channel's, the others' after it
+        self.more_networks = nn.ModuleList(MultipleAttention(config)
+                                           for _ in range(len(self.channels) - 1 if self.per_channel else 0))
         self._recorded_time: torch.Tensor | None = None   # the views' domain_time of the last recorded forward
 
     def _input_items(self, ids: torch.Tensor) -> torch.Tensor:
@@ -181,13 +190,27 @@ class LLMEMF(SequentialModel):
         w = w * (len(vecs) / w.sum(-1, keepdim=True).clamp_min(1e-6))
         return torch.cat([v * w[..., c:c + 1] for c, v in enumerate(vecs)], -1), torch.stack(masks).any(0)
 
-    def _as_users(self, states: torch.Tensor) -> torch.Tensor:
-        """States [.., d] as the users that score items: under score fusion their per-channel parts [.., C * d]."""
-        return self.user_heads(states) if self.score_fusion else states
+    @property
+    def networks(self) -> list[MultipleAttention]:
+        """The sequence networks, one per channel under fusion="network" (in `channels` order), else the one."""
+        return [self.network, *self.more_networks]
+
+    def _users(self, t: dict, last_only: bool = False) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """(the users [2][B, L, width] that score domain d's next item at each merged position, the users [B, L,
+        width] from the encoder's states, which score the very next item). Under score fusion the width is C * d,
+        the per-channel parts [u_c]_c: U_c u of one network over the fused item vectors, or (fusion="network") each
+        channel's own network over that channel's vectors."""
+        if self.per_channel:
+            outs = [net(channel(t["mixed"])[0], t, last_only)
+                    for net, channel in zip(self.networks, self.channels.values())]
+            return [torch.cat([o[0][d] for o in outs], -1) for d in range(2)], torch.cat([o[1] for o in outs], -1)
+        prefs, states = self.network(self._input_items(t["mixed"]), t, last_only)
+        as_users = self.user_heads if self.score_fusion else (lambda x: x)
+        return [as_users(p) for p in prefs], as_users(states)
 
     def preferences(self, t: dict) -> list[torch.Tensor]:
         """The users [2][B, L, width] that score domain d's next item at each merged position."""
-        return [self._as_users(p) for p in self.network(self._input_items(t["mixed"]), t)[0]]
+        return self._users(t)[0]
 
     def loss(self, views, device, generator: torch.Generator) -> torch.Tensor:
         """The shared next-item loss, with the content of only the items this step touches projected (its
@@ -199,36 +222,42 @@ class LLMEMF(SequentialModel):
             return self._loss(t, device, generator, negatives)
 
     def objectives(self, t):
-        prefs, states = self.network(self._input_items(t["mixed"]), t)
+        prefs, states = self._users(t)
         for d, p in enumerate(prefs):
-            yield [self._as_users(p)], t["next_domain"][d], 1.0
+            yield [p], t["next_domain"][d], 1.0
         if self.config.aux_weight > 0:
-            yield [self._as_users(states)], t["next_item"], self.config.aux_weight
+            yield [states], t["next_item"], self.config.aux_weight
 
     def final_users(self, t):
         # the whole sequence's states only where attention maps are recorded (they show every position)
-        prefs, _ = self.network(self._input_items(t["mixed"]), t, last_only=not self._recording)
+        prefs, _ = self._users(t, last_only=not self._recording)
         if self._recording:
             self._recorded_time = t["domain_time"]
-        return [[self._as_users(p[:, -1])] for p in prefs]   # the last position only mapped to users
+        return [[p[:, -1]] for p in prefs]
 
     # -- attention hook ----------------------------------------------------------------------------------------------
     _recording = False
 
     def record_attention(self, on: bool = True) -> None:
         self._recording = on
-        for block in self.network.blocks:
-            block.record = on
+        for net in self.networks:
+            for block in net.blocks:
+                block.record = on
 
     @property
     def stream_names(self) -> list[str]:
-        """The item channels the one network reads (kept for callers that name a stream)."""
+        """The item channels the network reads; under fusion="network" channel i is read by network i."""
         return list(self.channels)
 
     def attention_maps(self, stream: int | str = 0) -> dict[str, torch.Tensor]:
-        """The last recorded weights [B, Lq, Lk] (see the module docstring). One network reads every channel, so
-        `stream` is accepted for compatibility and names no separate network."""
-        net, maps = self.network, {}
+        """The last recorded weights [B, Lq, Lk] (see the module docstring) of one network: under fusion="network"
+        the one of channel `stream` (an index or a name of `stream_names`); else the one network, which reads every
+        channel."""
+        if self.per_channel:
+            net = self.networks[self.stream_names.index(stream) if isinstance(stream, str) else stream]
+        else:
+            net = self.network
+        maps = {}
         time = self._recorded_time                                                  # [2, B, Ld]
         hm = net.merged_heads
         for i, block in enumerate(net.blocks):
