@@ -142,7 +142,7 @@ SETTING_DIFFERENCES = """## What differs from the paper's setting
   configuration over 3 seeds, each run ending by early stopping (patience 5 in a budget of 40 epochs); 2,000
   sampled negatives per domain and batch in training, batch 128, maximum length 50. Each model keeps its paper's
   architecture, at the project's width d = 64 (C2DSR's paper width 256 and window 15 are its paper point). C2DSR
-  is in the real Food–Kitchen table, not yet in the Movie–Book one.
+  is in both real tables.
 - **Epochs on the synthetic world are a CPU budget**: 4 (notebooks 04 to 06), chosen so that the main command
   runs in under 15 minutes on a 2-core CPU (7.2 min on a Zen 5 one, 16.5 on an older AVX2 one); the full model is still improving there (its learning curves, notebook
   04).

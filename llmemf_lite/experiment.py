@@ -442,12 +442,16 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def _merge(path: Path, new: pd.DataFrame, runs: set) -> pd.DataFrame:
-    """Rows of an earlier run of the same experiment are kept unless this run redid their (variant, seed)."""
+    """Rows of an earlier run of the same experiment are kept unless this run redid their (variant, seed). A variant
+    keeps its place among the earlier run's (a run of C2DSR that re-ran pop, which costs nothing, moved pop below
+    every other row); variants new to the folder come after."""
     if not path.is_file() or new.empty:
         return new
     old = pd.read_csv(path)
     redone = [(label, seed) in runs for label, seed in zip(old["label"], old["seed"])]
-    return pd.concat([old[~np.array(redone, dtype=bool)], new], ignore_index=True)
+    merged = pd.concat([old[~np.array(redone, dtype=bool)], new], ignore_index=True)
+    order = {label: i for i, label in enumerate(dict.fromkeys([*old["label"], *new["label"]]))}
+    return merged.sort_values("label", key=lambda labels: labels.map(order), kind="stable", ignore_index=True)
 
 
 # what must be equal for rows of two runs to stand in one table: all but the seeds, the device (the real-data table
@@ -515,7 +519,9 @@ def _describe(spec, notes: dict) -> str:
 
 
 def _merged_record(path: Path, new: dict, this_run: set) -> dict:
-    """A label -> entry record of a results folder: an earlier run's entries for labels this run neither ran nor
-    skipped, then this run's."""
+    """A label -> entry record of a results folder: this run's entries, and an earlier run's for labels this run
+    neither ran nor skipped, each label in its earlier place."""
     old = json.loads(path.read_text()) if path.is_file() else {}
-    return {**{k: v for k, v in old.items() if k not in this_run}, **new}
+    kept = {k: v for k, v in old.items() if k not in this_run}
+    # an entry keeps its earlier place; entries new to the record come after
+    return {k: new.get(k, kept.get(k)) for k in [*old, *new] if k in kept or k in new}

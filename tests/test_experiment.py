@@ -239,3 +239,25 @@ def test_results_of_another_setting_are_replaced_not_merged(home, capsys):
     (folder / "setting.json").unlink()                  # rows of an unknown setting are replaced, not merged
     _write(cfg, [RunSpec("c", "sasrec")], parts("c"), {})
     assert set(pd.read_csv(folder / "metrics.csv")["label"]) == {"c"}
+
+
+def test_a_partial_rerun_keeps_every_variant_in_its_place(tmp_path):
+    """Re-running some variants into a results folder (tuning's `--models c2dsr`, which re-runs pop too) replaces
+    their rows where they stood and appends only variants new to the folder: pop stayed last in the real Movie-Book
+    table before."""
+    import json
+
+    import pandas as pd
+
+    from llmemf_lite.experiment import _merge, _merged_record
+
+    old = pd.DataFrame({"label": ["pop", "pop", "sasrec", "sasrec", "llmemf"], "seed": [0, 1, 0, 1, 0],
+                        "score": [1.0, 1.0, 2.0, 2.0, 3.0]})
+    old.to_csv(tmp_path / "metrics.csv", index=False)
+    new = pd.DataFrame({"label": ["pop", "pop", "c2dsr", "c2dsr"], "seed": [0, 1, 0, 1], "score": [9.0, 9.0, 4.0, 4.0]})
+    merged = _merge(tmp_path / "metrics.csv", new, {("pop", 0), ("pop", 1), ("c2dsr", 0), ("c2dsr", 1)})
+    assert merged["label"].tolist() == ["pop", "pop", "sasrec", "sasrec", "llmemf", "c2dsr", "c2dsr"]
+    assert merged["score"].tolist() == [9.0, 9.0, 2.0, 2.0, 3.0, 4.0, 4.0]
+    (tmp_path / "variants.json").write_text(json.dumps({"pop": "a", "sasrec": "b", "llmemf": "c"}))
+    record = _merged_record(tmp_path / "variants.json", {"pop": "A", "c2dsr": "D"}, {"pop", "c2dsr"})
+    assert list(record.items()) == [("pop", "A"), ("sasrec", "b"), ("llmemf", "c"), ("c2dsr", "D")]
