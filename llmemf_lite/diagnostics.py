@@ -5,6 +5,7 @@ is the change named in their labels.
     python -m llmemf_lite.diagnostics init_norms position_init objective loss_weighting llmemf_design content_dropout
     python -m llmemf_lite.diagnostics batch_size
     python -m llmemf_lite.diagnostics fusion_level --epochs 40 --patience 5 --seeds 0 1 2   # notebook 04's protocol
+    python -m llmemf_lite.diagnostics fusion_level_default_world --epochs 4 --seeds 0 1 2    # the synthetic world
 
 Each experiment writes results/diagnostics/<name>/food_kitchen_llmcdsr/ (metrics.csv, history.csv, summary.md; see
 `experiment.py`); `init_norms` writes results/diagnostics/init_norms.csv (the position / item input norms of every
@@ -72,6 +73,14 @@ EXPERIMENTS: dict[str, list[RunSpec]] = {
         # the reference row (one network over ID + text, score fusion) is notebook 04's llmemf, same protocol
         RunSpec("llmemf, one network per channel", "llmemf", {**TUNED_LLMEMF["overrides"], "fusion": "network"},
                 train=TUNED_LLMEMF["train"], **TITLES),
+        # its cheaper form: the text network one block deep, no merged next-item objective (0.5x SASRec or more?)
+        RunSpec("llmemf, one network per channel, text network 1 block, no merged objective", "llmemf",
+                {**TUNED_LLMEMF["overrides"], "fusion": "network", "content_blocks": 1, "aux_weight": 0.0},
+                train=TUNED_LLMEMF["train"], **TITLES),
+    ],
+    "fusion_level_default_world": [   # the same question on the default (synthetic) world, with ID, image and text
+        RunSpec("llmemf, one network over the fused item (score fusion)", "llmemf", {}),
+        RunSpec("llmemf, one network per channel", "llmemf", {"fusion": "network"}),
     ],
     "content_dropout": [
         RunSpec("llmemf, content dropout 0.2", "llmemf", {}, **TITLES),
@@ -85,7 +94,9 @@ def run_diagnostic(name: str, config: DiagnosticsConfig = DiagnosticsConfig(), o
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown diagnostic {name!r}; known: {sorted(EXPERIMENTS)} and 'init_norms'")
     specs = [s for s in EXPERIMENTS[name] if only is None or s.label.startswith(only)]
-    cfg = ExperimentConfig(name=f"diagnostics/{name}", source="llmcdsr", data_dir=config.data_dir,
+    synthetic = name.endswith("_default_world")   # the default synthetic world, not the real Food-Kitchen data
+    cfg = ExperimentConfig(name=f"diagnostics/{name}", source="synthetic" if synthetic else "llmcdsr",
+                           data_dir=None if synthetic else config.data_dir,
                            seeds=config.seeds, epochs=config.epochs, patience=config.patience,
                            batch_size=config.batch_size, workers=config.workers, progress=config.progress)
     return run_experiment(cfg, specs)

@@ -327,6 +327,8 @@ def test_network_fusion_checkpoints_round_trip(tmp_path):
     load_checkpoint(tmp_path / "m.safetensors", again)
     torch.testing.assert_close(model.score_all(batch), again.score_all(batch))
     assert {k.split(".")[0] for k in model.state_dict()} >= {"network", "more_networks"}
+    shallow = build_model("llmemf", ds.space, feats, max_len=20, fusion="network", content_blocks=1)
+    assert [len(net.blocks) for net in shallow.networks] == [2, 1, 1]   # the ID network keeps n_blocks
 
 
 def test_score_fusion_is_c_times_the_weighted_mean_of_the_channels_an_item_has():

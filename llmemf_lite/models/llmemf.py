@@ -18,7 +18,8 @@ projection is not added to its input, and that modality's score is left out of i
   on the default world, 3 seeds). It is computed as one dot product of [u_c]_c with [w_ci v_ci]_c.
   `fusion="representation"` scores the fused input vector itself with u. `fusion="network"` (version 2's fusion
   level) runs one sequence network per channel, each over that channel's vectors alone, and u_c is channel c's
-  network's user: the same fused score, at about C times the network's cost.
+  network's user: the same fused score, at about C times the network's cost (`content_blocks`: the content
+  channels' networks' depth, n_blocks unless set).
 
 Sequences. For each user, the merged sequence S_X+Y and the domain sequences S_X and S_Y (`batching.py`), here as
 views of the merged sequence: each attention block's heads are split in two groups with their own masks.
@@ -51,7 +52,7 @@ merged heads at the d-items over S_X+Y).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -81,6 +82,7 @@ class LLMEMFConfig:
     pos_std: float = 0.02            # the position table at init (blocks.CausalTransformer's reason)
     content_dropout: float | None = None   # on the projected content vectors; None: `dropout`
     aux_weight: float = 1.0          # weight of the merged sequence's own next-item objective (SASRec's), from h(t)
+    content_blocks: int | None = None  # fusion="network": blocks of the content channels' networks (None: n_blocks)
 
 
 FUSIONS = ("score", "network", "representation")
@@ -171,7 +173,8 @@ class LLMEMF(SequentialModel):
             self.stream_weight = nn.Parameter(torch.zeros(C))
         self.streams = [self._output_items]
         self.network = MultipleAttention(config)   # fusion="network": the first channel's, the others' after it
-        self.more_networks = nn.ModuleList(MultipleAttention(config)
+        content = config if config.content_blocks is None else replace(config, n_blocks=config.content_blocks)
+        self.more_networks = nn.ModuleList(MultipleAttention(content)
                                            for _ in range(len(self.channels) - 1 if self.per_channel else 0))
         self._recorded_time: torch.Tensor | None = None   # the views' domain_time of the last recorded forward
 
