@@ -71,7 +71,8 @@ MODELS = (("gru4rec", {}), ("sasrec", {}), ("bert4rec", {}), ("c2dsr", {}),
           ("c2dsr_project_width", {"d": 64, "max_len": 50}), ("llmemf_id", {}), ("llmemf", {}),
           ("llmemf_representation_fusion", {"fusion": "representation"}),
           ("llmemf_network_fusion", {"fusion": "network"}),
-          # its cheaper form (diagnostics fusion_level): the text network 1 block deep, no merged next-item objective
+          # its cheaper forms (diagnostics fusion_level): the text network 1 block deep, and no merged objective
+          ("llmemf_network_fusion_text1", {"fusion": "network", "content_blocks": 1}),
           ("llmemf_network_fusion_text1_noaux", {"fusion": "network", "content_blocks": 1, "aux_weight": 0.0}))
 
 

@@ -7,7 +7,8 @@ is the change named in their labels.
     python -m llmemf_lite.diagnostics fusion_level --epochs 40 --patience 5 --seeds 0 1 2   # notebook 04's protocol
     python -m llmemf_lite.diagnostics fusion_level_default_world --epochs 4 --seeds 0 1 2    # the synthetic world
 
-Each experiment writes results/diagnostics/<name>/food_kitchen_llmcdsr/ (metrics.csv, history.csv, summary.md; see
+Each experiment writes results/diagnostics/<name>/food_kitchen_llmcdsr/ (those named *_default_world:
+food_kitchen_synthetic/, the default synthetic world) (metrics.csv, history.csv, summary.md; see
 `experiment.py`); `init_norms` writes results/diagnostics/init_norms.csv (the position / item input norms of every
 model with a position table, at initialisation). What each experiment found and the decision taken is in
 docs/diagnostics.md, whose tables `report.diagnostic_summary` makes from those files. A variant shared by two
@@ -73,7 +74,10 @@ EXPERIMENTS: dict[str, list[RunSpec]] = {
         # the reference row (one network over ID + text, score fusion) is notebook 04's llmemf, same protocol
         RunSpec("llmemf, one network per channel", "llmemf", {**TUNED_LLMEMF["overrides"], "fusion": "network"},
                 train=TUNED_LLMEMF["train"], **TITLES),
-        # its cheaper form: the text network one block deep, no merged next-item objective (0.5x SASRec or more?)
+        # cheaper forms (0.5x SASRec or more?): the text network one block deep; and without the merged objective
+        RunSpec("llmemf, one network per channel, text network 1 block", "llmemf",
+                {**TUNED_LLMEMF["overrides"], "fusion": "network", "content_blocks": 1},
+                train=TUNED_LLMEMF["train"], **TITLES),
         RunSpec("llmemf, one network per channel, text network 1 block, no merged objective", "llmemf",
                 {**TUNED_LLMEMF["overrides"], "fusion": "network", "content_blocks": 1, "aux_weight": 0.0},
                 train=TUNED_LLMEMF["train"], **TITLES),

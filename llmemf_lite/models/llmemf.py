@@ -21,7 +21,7 @@ projection is not added to its input, and that modality's score is left out of i
   network's user: the same fused score, at about C times the network's cost (`content_blocks`: the content
   channels' networks' depth, n_blocks unless set). MEASURED: one network per channel is the more accurate (real
   Food-Kitchen, ID + MiniLM titles: test NDCG@10 sampled 0.305 / 0.284 against 0.270 / 0.254; the default world
-  alike) and trains at 0.39x SASRec's rate against 0.60x (docs/diagnostics.md section 7); "score" stays the
+  alike) and trains at 0.43x SASRec's rate against 0.62x (docs/diagnostics.md section 7); "score" stays the
   default until the tables made with it are re-run.
 
 Sequences. For each user, the merged sequence S_X+Y and the domain sequences S_X and S_Y (`batching.py`), here as
