@@ -67,13 +67,14 @@ def commit() -> str:
 
 # c2dsr: its paper's d = 256 and window 15 (its defaults); c2dsr_project_width: the tuning grid's main points
 # (tuning.PROJECT_SETTINGS: d = 64, the project's window of 50)
-MODELS = (("gru4rec", {}), ("sasrec", {}), ("bert4rec", {}), ("c2dsr", {}),
-          ("c2dsr_project_width", {"d": 64, "max_len": 50}), ("llmemf_id", {}), ("llmemf", {}),
-          ("llmemf_representation_fusion", {"fusion": "representation"}),
-          ("llmemf_network_fusion", {"fusion": "network"}),
+MODELS = (("gru4rec", "gru4rec", {}), ("sasrec", "sasrec", {}), ("bert4rec", "bert4rec", {}), ("c2dsr", "c2dsr", {}),
+          ("c2dsr_project_width", "c2dsr", {"d": 64, "max_len": 50}), ("llmemf_id", "llmemf_id", {}),
+          ("llmemf", "llmemf", {}),
+          ("llmemf_representation_fusion", "llmemf", {"fusion": "representation"}),
+          ("llmemf_network_fusion", "llmemf", {"fusion": "network"}),
           # its cheaper forms (diagnostics fusion_level): the text network 1 block deep, and no merged objective
-          ("llmemf_network_fusion_text1", {"fusion": "network", "content_blocks": 1}),
-          ("llmemf_network_fusion_text1_noaux", {"fusion": "network", "content_blocks": 1, "aux_weight": 0.0}))
+          ("llmemf_network_fusion_text1", "llmemf", {"fusion": "network", "content_blocks": 1}),
+          ("llmemf_network_fusion_text1_noaux", "llmemf", {"fusion": "network", "content_blocks": 1, "aux_weight": 0.0}))
 
 
 def main() -> None:
@@ -105,8 +106,7 @@ def main() -> None:
     print(f"dataset {ds.pair.name} ({args.source}), channels {['id', *feats.vectors]}, {where}")
     gen = torch.Generator().manual_seed(0)
     models, optims = {}, {}
-    for label, overrides in MODELS:
-        name = "llmemf" if label.startswith(("llmemf_rep", "llmemf_net")) else "c2dsr" if label.startswith("c2dsr") else label
+    for label, name, overrides in MODELS:   # (row label, model name, its overrides)
         if "image" not in feats.vectors and name == "llmemf":
             overrides = {**overrides, "use_image": False}
         models[label] = build_model(name, space, feats, train_sequences=train_seqs, **overrides).to(device)

@@ -152,8 +152,8 @@ def _link(path: Path) -> str:
     return f"[`{rel}`]({{root}}{rel})"
 
 
-def _source_line(paths: list[Path], command: str) -> str:
-    return f"from {', '.join(_link(p) for p in paths)}; remade by `{command}`."
+def _source_line(paths: list[Path], *commands: str) -> str:
+    return f"from {', '.join(_link(p) for p in paths)}; remade by {'; '.join(f'`{c}`' for c in commands)}."
 
 
 def _seeds(metrics: pd.DataFrame) -> str:
@@ -433,9 +433,9 @@ def model_versions(root: Path) -> str:
     check = ("pop is not in both files: the two evaluations are not checked against each other" if gap is None else
              f"pop, which trains nothing, scores alike in both trees (largest difference over every metric, "
              f"protocol and domain: {gap:.1e}), so both evaluate the same cases against the same candidates")
-    commands = V2_COMMAND + ("`; `" + V3_VARIANTS_COMMAND if len(sources) > 2 else "")
+    commands = [V2_COMMAND, V3_VARIANTS_COMMAND][:len(sources) - 1]
     return (markdown(pd.DataFrame(rows)) + "\n\n" + markdown(pd.concat(verdicts, ignore_index=True))
-            + f"\n\nTest NDCG@10; {check}; " + _source_line(sources, commands))
+            + f"\n\nTest NDCG@10; {check}; " + _source_line(sources, *commands))
 
 
 def benchmark_train_eval(root: Path) -> str:
