@@ -69,12 +69,12 @@ def commit() -> str:
 # (tuning.PROJECT_SETTINGS: d = 64, the project's window of 50)
 MODELS = (("gru4rec", "gru4rec", {}), ("sasrec", "sasrec", {}), ("bert4rec", "bert4rec", {}), ("c2dsr", "c2dsr", {}),
           ("c2dsr_project_width", "c2dsr", {"d": 64, "max_len": 50}), ("llmemf_id", "llmemf_id", {}),
-          ("llmemf", "llmemf", {}),
+          ("llmemf", "llmemf", {}),   # the default: one network per channel, content networks 1 block deep
+          # the other fusion levels and forms measured in docs/diagnostics.md section 7
+          ("llmemf_score_fusion", "llmemf", {"fusion": "score"}),
           ("llmemf_representation_fusion", "llmemf", {"fusion": "representation"}),
-          ("llmemf_network_fusion", "llmemf", {"fusion": "network"}),
-          # its cheaper forms (diagnostics fusion_level): the text network 1 block deep, and no merged objective
-          ("llmemf_network_fusion_text1", "llmemf", {"fusion": "network", "content_blocks": 1}),
-          ("llmemf_network_fusion_text1_noaux", "llmemf", {"fusion": "network", "content_blocks": 1, "aux_weight": 0.0}))
+          ("llmemf_network_fusion_full_depth", "llmemf", {"content_blocks": None}),
+          ("llmemf_no_merged_objective", "llmemf", {"aux_weight": 0.0}))
 
 
 def main() -> None:

@@ -70,21 +70,27 @@ EXPERIMENTS: dict[str, list[RunSpec]] = {
         RunSpec(f"sasrec, batch {b}, lr {lr:g}", "sasrec", {"n_negatives": 2000}, train={"batch_size": b, "lr": lr})
         for b, lr in ((128, 2e-3), (256, 2.83e-3), (512, 4e-3))
     ],
-    "fusion_level": [    # issue 19: is version 3's accuracy gap to version 2 its one network over the fused item?
-        # the reference row (one network over ID + text, score fusion) is notebook 04's llmemf, same protocol
-        RunSpec("llmemf, one network per channel", "llmemf", {**TUNED_LLMEMF["overrides"], "fusion": "network"},
+    "fusion_level": [    # issue 19: was version 3's accuracy gap to version 2 its one network over the fused item?
+        # the default (fusion="network", content networks 1 block) is notebook 04's llmemf row, same protocol
+        RunSpec("llmemf, one network per channel", "llmemf",
+                {**TUNED_LLMEMF["overrides"], "fusion": "network", "content_blocks": None},
                 train=TUNED_LLMEMF["train"], **TITLES),
-        # cheaper forms (0.5x SASRec or more?): the text network one block deep; and without the merged objective
+        # cheaper forms (0.5x SASRec or more?): the text network one block deep (now the default); and without the
+        # merged objective
         RunSpec("llmemf, one network per channel, text network 1 block", "llmemf",
                 {**TUNED_LLMEMF["overrides"], "fusion": "network", "content_blocks": 1},
                 train=TUNED_LLMEMF["train"], **TITLES),
         RunSpec("llmemf, one network per channel, text network 1 block, no merged objective", "llmemf",
                 {**TUNED_LLMEMF["overrides"], "fusion": "network", "content_blocks": 1, "aux_weight": 0.0},
                 train=TUNED_LLMEMF["train"], **TITLES),
+        # version 3's first default: one network over the fused item vector (its notebook 04 row until commit e3d5aec)
+        RunSpec("llmemf, one network over the fused item (score fusion)", "llmemf",
+                {**TUNED_LLMEMF["overrides"], "fusion": "score"}, train=TUNED_LLMEMF["train"], **TITLES),
     ],
     "fusion_level_default_world": [   # the same question on the default (synthetic) world, with ID, image and text
-        RunSpec("llmemf, one network over the fused item (score fusion)", "llmemf", {}),
-        RunSpec("llmemf, one network per channel", "llmemf", {"fusion": "network"}),
+        RunSpec("llmemf, one network over the fused item (score fusion)", "llmemf", {"fusion": "score"}),
+        RunSpec("llmemf, one network per channel", "llmemf", {"fusion": "network", "content_blocks": None}),
+        RunSpec("llmemf, one network per channel, content networks 1 block (the default)", "llmemf", {}),
     ],
     "content_dropout": [
         RunSpec("llmemf, content dropout 0.2", "llmemf", {}, **TITLES),

@@ -378,12 +378,11 @@ def diagnostic(root: Path, name: str) -> str:
 
 V2_COMMAND = "bash tools/model_version2/run.sh"
 V2_LABEL, V3_LABEL = "llmemf version 2", "llmemf"     # the version-2 run's label; notebook 04's tuned LLM-EMF row
-# version 3's switches run at notebook 04's protocol by `diagnostics fusion_level`: (its label there, the row's name)
-V3_VARIANTS = (("llmemf, one network per channel", "version 3, one network per channel"),
-               ("llmemf, one network per channel, text network 1 block",
-                "version 3, one network per channel, text network 1 block"),
+# version 3's other forms run at notebook 04's protocol by `diagnostics fusion_level`: (its label there, the row's name)
+V3_VARIANTS = (("llmemf, one network per channel", "version 3, content networks at full depth"),
                ("llmemf, one network per channel, text network 1 block, no merged objective",
-                "version 3, one network per channel, text network 1 block, no merged objective"))
+                "version 3, without the merged objective"),
+               ("llmemf, one network over the fused item (score fusion)", "version 3, score fusion (its first default)"))
 V3_VARIANTS_COMMAND = "python -m llmemf_lite.diagnostics fusion_level --epochs 40 --patience 5 --seeds 0 1 2"
 
 

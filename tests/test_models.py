@@ -307,7 +307,8 @@ def test_network_fusion_runs_one_network_per_channel_on_that_channel_alone():
     model.record_attention(True)
     model.score_all(valid.take(np.arange(4)))
     text_maps, id_maps = model.attention_maps("text"), model.attention_maps(0)
-    assert set(text_maps) == set(id_maps) and not torch.equal(text_maps["mixed.0"], id_maps["mixed.0"])
+    assert not torch.equal(text_maps["mixed.0"], id_maps["mixed.0"])
+    assert set(text_maps) < set(id_maps) and "mixed.1" in id_maps and "mixed.1" not in text_maps   # 1 block, 2
 
 
 def test_network_fusion_checkpoints_round_trip(tmp_path):
@@ -331,13 +332,32 @@ def test_network_fusion_checkpoints_round_trip(tmp_path):
     assert [len(net.blocks) for net in shallow.networks] == [2, 1, 1]   # the ID network keeps n_blocks
 
 
+def test_the_default_is_one_network_per_channel_with_one_block_content_networks():
+    """Model version 3's default (docs/diagnostics.md section 7): fusion="network", the ID network at n_blocks and
+    each content network one block deep; with IDs only the fusion levels build the same model (one network, no
+    per-channel parts), so its scores do not depend on the level."""
+    ds, _, valid, _, _ = small_world()
+    feats = ground_truth_features(ds)
+    model = build_model("llmemf", ds.space, feats, max_len=20)
+    assert model.config.fusion == "network" and [len(net.blocks) for net in model.networks] == [2, 1, 1]
+    batch = valid.take(np.arange(5))
+    scores = []
+    for fusion in ("network", "score", "representation"):
+        torch.manual_seed(0)
+        id_only = build_model("llmemf_id", ds.space, None, max_len=20, fusion=fusion).eval()
+        assert len(id_only.networks) == 1 and not hasattr(id_only, "user_heads")
+        scores.append(id_only.score_all(batch))
+    torch.testing.assert_close(scores[0], scores[1])
+    torch.testing.assert_close(scores[0], scores[2])
+
+
 def test_score_fusion_is_c_times_the_weighted_mean_of_the_channels_an_item_has():
     """At initialisation (equal channel weights, per-channel user maps the identity) an item with every channel
     scores <u, sum_c v_c>, as under representation fusion, and an item lacking its image scores 3/2 of its two
     channels' sum: a missing modality is left out, not scored as zero (a plain mean divided every logit by 3)."""
     ds, *_ = small_world()
     feats = ground_truth_features(ds)
-    model = build_model("llmemf", ds.space, feats, max_len=20).eval()
+    model = build_model("llmemf", ds.space, feats, max_len=20, fusion="score").eval()
     full, lacking = int(np.flatnonzero(feats.masks["image"])[0]), int(np.flatnonzero(~feats.masks["image"])[0])
     u = torch.randn(1, model.config.d)
     with torch.no_grad(), model.item_tables():

@@ -242,11 +242,11 @@ def test_the_model_version_table_gives_each_cell_a_verdict_and_checks_the_two_ev
     rows("llmemf", 0.19, 0.001).to_csv(v3 / "metrics.csv", index=False)
     text = report.model_versions(results)
     assert text.count("| -0.0100 | 0.0115 | within noise |") == 4 and "1.0e-03" in text
-    assert "one network per channel" not in text
+    assert "full depth" not in text
     variants = results / "diagnostics" / "fusion_level" / "food_kitchen_llmcdsr"
     variants.mkdir(parents=True)
     rows("llmemf, one network per channel", 0.23, 0.0).to_csv(variants / "metrics.csv", index=False)
     text = report.model_versions(results)
-    assert "| LLM-EMF version 3, one network per channel | 3 | 5/6/7 | 0.2300 ± 0.0082 |" in text
-    assert text.count("| version 3, one network per channel |") == 4
+    assert "| LLM-EMF version 3, content networks at full depth | 3 | 5/6/7 | 0.2300 ± 0.0082 |" in text
+    assert text.count("| version 3, content networks at full depth |") == 4
     assert text.count("| +0.0300 | 0.0115 | holds |") == 4 and "fusion_level --epochs 40" in text

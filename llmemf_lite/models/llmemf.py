@@ -8,22 +8,24 @@ to d by a learnable linear map (dropout `content_dropout` after it). An item lac
 projection is not added to its input, and that modality's score is left out of its fused score.
   CHOICE q = d = 64 and one shared width for all projections: the paper gives neither; equal widths let the
   modalities be summed into one input vector.
-  CHOICE one sequence network over the fused item vector (ID + projected image + projected text), and score-level
-  fusion at the output (`fusion="score"`, IFCDSR's fused probability of ID- and content-based similarities): the
-  user vector u is mapped to one part per channel (u_c = U_c u, U_c starting at the identity) and the fused score
-  of item i is sum_c w_ci <u_c, v_ci>, with v_ci the item's channel vector (the input's ID row and projections) and
-  w_ci softplus weights renormalised over the channels the item has and times the number of channels C (so that at
-  equal weights and U_c = I an item with every channel scores <u, sum_c v_c>, as under representation fusion; a
-  plain weighted mean divided every logit by C and learned slower: 0.073 / 0.093 against 0.090 / 0.112 test NDCG@10
-  on the default world, 3 seeds). It is computed as one dot product of [u_c]_c with [w_ci v_ci]_c.
-  `fusion="representation"` scores the fused input vector itself with u. `fusion="network"` (version 2's fusion
-  level) runs one sequence network per channel, each over that channel's vectors alone, and u_c is channel c's
-  network's user: the same fused score, at about C times the network's cost (`content_blocks`: the content
-  channels' networks' depth, n_blocks unless set). MEASURED: one network per channel is the more accurate (real
-  Food-Kitchen, ID + MiniLM titles: test NDCG@10 sampled 0.305 / 0.284 against 0.270 / 0.254; the default world
-  alike) and trains at 0.43x SASRec's rate against 0.62x (docs/diagnostics.md section 7); "score" stays the
-  default until the tables made with it are re-run.
-
+  CHOICE one sequence network per item channel, each over that channel's vectors alone, and score-level fusion at
+  the output (`fusion="network"`, the default; IFCDSR's fused probability of ID- and content-based similarities):
+  the user's part u_c comes from channel c's network, and the fused score of item i is sum_c w_ci <u_c, v_ci>, with
+  v_ci the item's channel vector (the input's ID row and projections) and w_ci softplus weights renormalised over
+  the channels the item has and times the number of channels C (so that at equal weights an item with every channel
+  scores like the sum of its channels; a plain weighted mean divided every logit by C and learned slower: 0.073 /
+  0.093 against 0.090 / 0.112 test NDCG@10 on the default world, 3 seeds). It is computed as one dot product of
+  [u_c]_c with [w_ci v_ci]_c.
+  CHOICE the content channels' networks one block deep (`content_blocks=1`; the first channel's network, the ID
+  network where IDs are used, keeps `n_blocks`).
+  MEASURED (real Food-Kitchen, ID + MiniLM titles, 3 seeds, docs/diagnostics.md section 7): test NDCG@10 sampled
+  0.296 / 0.277, full 0.095 / 0.040, within noise of model version 2 in all four cells (paired bootstrap over the
+  test cases as well), at 0.52x SASRec's training rate. Full-depth content networks (`content_blocks=None`): 0.305
+  / 0.284 and 0.101 / 0.040, also within noise of version 2, at 0.43x. `fusion="score"`, one network over the fused
+  item vector (ID + projected content, summed) whose user vector u is mapped to the parts u_c = U_c u (U_c starting
+  at the identity), trains at 0.62x but lost accuracy: 0.270 / 0.254 and 0.075 / 0.033, below version 2 in every
+  cell. `fusion="representation"` scores the fused input vector itself with u. With one channel (IDs only) the
+  three levels are the same model: one network, no per-channel parts.
 Sequences. For each user, the merged sequence S_X+Y and the domain sequences S_X and S_Y (`batching.py`), here as
 views of the merged sequence: each attention block's heads are split in two groups with their own masks.
   - single-domain preference: heads that attend causally to the items of the query's own domain only (over S_X
@@ -79,16 +81,16 @@ class LLMEMFConfig:
     use_image: bool = True
     use_text: bool = True
     cross_domain: bool = True
-    fusion: str = "score"            # FUSIONS: "score" | "network" | "representation"
+    fusion: str = "network"          # FUSIONS: "network" | "score" | "representation" (module docstring)
     n_negatives: int = 500           # per domain per batch; 0 = full softmax
     loss_weighting: str = "domain"   # base.LOSS_WEIGHTINGS
     pos_std: float = 0.02            # the position table at init (blocks.CausalTransformer's reason)
     content_dropout: float | None = None   # on the projected content vectors; None: `dropout`
     aux_weight: float = 1.0          # weight of the merged sequence's own next-item objective (SASRec's), from h(t)
-    content_blocks: int | None = None  # fusion="network": blocks of the content channels' networks (None: n_blocks)
+    content_blocks: int | None = 1   # fusion="network": blocks of the content channels' networks (None: n_blocks)
 
 
-FUSIONS = ("score", "network", "representation")
+FUSIONS = ("network", "score", "representation")
 
 
 class MultipleAttention(nn.Module):
