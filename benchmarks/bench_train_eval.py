@@ -31,7 +31,9 @@ from llmemf_lite.models import ItemFeatures, build_model
 from llmemf_lite.paths import project_root, results_dir
 
 def per_case_loop(model, views, targets, candidates, device="cpu"):
-    greater, ties = [], []
+    """(candidates above the target, tied with it, and the smallest |score gap| between the target and a
+    candidate), per case."""
+    greater, ties, gaps = [], [], []
     model.eval()
     with torch.inference_mode():
         for i in range(len(targets)):
@@ -40,7 +42,13 @@ def per_case_loop(model, views, targets, candidates, device="cpu"):
             c = scores[torch.as_tensor(candidates[i])]
             greater.append(int((c > t).sum()))
             ties.append(int((c == t).sum()))
-    return np.array(greater), np.array(ties)
+            gaps.append(float((c - t).abs().min()))
+    return np.array(greater), np.array(ties), np.array(gaps)
+
+
+# a one-case matrix product and a batched one may sum in another order (the CPU's GEMV and GEMM kernels): scores
+# then differ in their last bits (about 1e-5 here), and a rank may differ only where a candidate is that close
+NEAR_TIE = 1e-4
 
 
 def machine() -> str:
@@ -139,16 +147,18 @@ def main() -> None:
     frame = evaluate_ranking(model, views, targets, space, cands, EvalConfig(), device)
     batched = time.perf_counter() - start
     start = time.perf_counter()
-    g, t = per_case_loop(model, views, targets, cands, device)
+    g, t, gaps = per_case_loop(model, views, targets, cands, device)
     _sync(device)
     looped = time.perf_counter() - start
     sampled = frame[frame["protocol"] == "sampled"]
     same = (sampled["greater"].to_numpy() == g) & (sampled["ties"].to_numpy() == t)
-    if device == "cpu":   # on a CPU the two paths agree to the bit; a GPU picks kernels by batch size
-        assert same.all(), f"{(~same).sum()} cases ranked differently"
+    near_tie = ~same & (gaps < NEAR_TIE)
+    if device == "cpu":   # a GPU picks kernels by batch size, and its scores differ more
+        assert (same | near_tie).all(), f"{(~same & ~near_tie).sum()} cases ranked differently beyond a near tie"
     print(f"\nevaluation of {len(targets)} cases (LLM-EMF, both protocols batched vs sampled only per case):")
     print(f"batched {len(targets) / batched:.0f} cases/s, per-case loop {len(targets) / looped:.0f} cases/s, "
-          f"ratio {looped / batched:.1f}x (same ranks in {same.sum()} of {len(same)} cases)")
+          f"ratio {looped / batched:.1f}x (same ranks in {same.sum()} of {len(same)} cases; the others at a "
+          f"candidate within {NEAR_TIE:g} of the target: {near_tie.sum()})")
     out = results_dir() / "benchmarks" / f"train_eval_{ds.pair.name}_{args.source}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     record = {"command": f"benchmarks/bench_train_eval.py --source {args.source} --steps {args.steps} "
@@ -158,7 +168,8 @@ def main() -> None:
               "ratio_to_sasrec": {k: round(v / rate["sasrec"], 3) for k, v in rate.items()},
               "eval_cases": int(len(targets)), "eval_batched_cases_per_s": round(len(targets) / batched, 1),
               "eval_per_case_cases_per_s": round(len(targets) / looped, 1),
-              "eval_ratio": round(looped / batched, 1), "eval_same_ranks": int(same.sum())}
+              "eval_ratio": round(looped / batched, 1), "eval_same_ranks": int(same.sum()),
+              "eval_other_ranks_at_near_ties": int(near_tie.sum()), "eval_near_tie": NEAR_TIE}
     out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"written: {out}")
 

@@ -451,7 +451,10 @@ def benchmark_train_eval(root: Path) -> str:
                      + markdown(pd.DataFrame(rows)) + "\n\n"
                      f"Evaluation of {run['eval_cases']} cases (LLM-EMF): batched "
                      f"{run['eval_batched_cases_per_s']:,.0f} cases/s, per-case loop {run['eval_per_case_cases_per_s']:,.0f} cases/s, ratio "
-                     f"**{run['eval_ratio']}×** (the same ranks in {run['eval_same_ranks']} of {run['eval_cases']}); "
+                     f"**{run['eval_ratio']}×** (the same ranks in {run['eval_same_ranks']} of {run['eval_cases']}"
+                     + (f"; the other {run['eval_other_ranks_at_near_ties']} at a candidate within "
+                        f"{run['eval_near_tie']:g} of the target's score, a float rounding of the one-case "
+                        f"matrix product" if run.get("eval_other_ranks_at_near_ties") else "") + "); "
                      + _source_line([path], run["command"]))
     return "\n\n".join(parts) if parts else _missing(root / "benchmarks" / "train_eval_<pair>_<source>.json")
 
