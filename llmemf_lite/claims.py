@@ -30,6 +30,32 @@ def effect(metrics: pd.DataFrame, a: str, b: str, metric: str = "NDCG@10") -> pd
     return pd.DataFrame(rows)
 
 
+def paired_interval(ranks: pd.DataFrame, a: str, b: str, metric: str = "NDCG@10", n_boot: int = 2000,
+                    seed: int = 0) -> pd.DataFrame:
+    """Per (protocol, domain): the effect A - B over the test cases both ranked, each case's metric first averaged
+    over its seeds, and a 95 % paired bootstrap interval over the cases (`n_boot` resamples). The seed spread of
+    `effect` says how much training noise moves a mean; this interval says how much the choice of test cases does
+    (a test set of a few hundred cases per domain). `ranks`: rows of ranks.csv.gz (label, protocol, domain, case,
+    seed, greater, ties)."""
+    from .evaluate import expected_rank_metrics
+
+    rows = []
+    rng = np.random.default_rng(seed)
+    per_case = {}
+    for label in (a, b):
+        r = ranks[ranks["label"] == label]
+        r = r.assign(value=expected_rank_metrics(r["greater"].to_numpy(), r["ties"].to_numpy())[metric])
+        per_case[label] = r.groupby(["protocol", "domain", "case"])["value"].mean()
+    both = pd.concat([per_case[a].rename("A"), per_case[b].rename("B")], axis=1).dropna().reset_index()
+    for (protocol, domain), g in both.groupby(["protocol", "domain"], sort=True):
+        diff = (g["A"] - g["B"]).to_numpy()
+        boots = diff[rng.integers(0, len(diff), (n_boot, len(diff)))].mean(1)
+        low, high = np.percentile(boots, [2.5, 97.5])
+        rows.append({"protocol": protocol, "domain": domain, "A": a, "B": b, "metric": metric, "cases": len(diff),
+                     "effect": float(diff.mean()), "low": float(low), "high": float(high)})
+    return pd.DataFrame(rows)
+
+
 def ablation_effects(metrics: pd.DataFrame, reference: str, metric: str = "NDCG@10") -> pd.DataFrame:
     """The full model against each other variant: does the full model beat it?"""
     others = [label for label in dict.fromkeys(metrics["label"]) if label != reference]

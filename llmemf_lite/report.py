@@ -386,13 +386,28 @@ V3_VARIANTS = (("llmemf, one network per channel", "version 3, content networks 
 V3_VARIANTS_COMMAND = "python -m llmemf_lite.diagnostics fusion_level --epochs 40 --patience 5 --seeds 0 1 2"
 
 
+def _version_ranks(metrics_paths: list[Path], labels: list[str]) -> pd.DataFrame | None:
+    """The ranks.csv.gz beside each metrics file, the rows of `labels` relabelled as model_versions names them (None
+    where a file is missing)."""
+    names = {V2_LABEL: "version 2", V3_LABEL: "version 3", **dict(V3_VARIANTS)}
+    parts = []
+    for path in metrics_paths:
+        ranks = path.with_name("ranks.csv.gz")
+        if not ranks.is_file():
+            return None
+        r = pd.read_csv(ranks)
+        parts.append(r[r["label"].isin(labels)].assign(label=lambda f: f["label"].map(names)))
+    return pd.concat(parts, ignore_index=True)
+
+
 def model_versions(root: Path) -> str:
     """LLM-EMF model version 3 against version 2 on the real Food-Kitchen data, both under the fair-training
     protocol (issue 19): version 2 from tools/model_version2 (results/diagnostics/model_version2/), version 3 from
     notebook 04's tuned row, at the same configuration, and version 3's switches that `diagnostics fusion_level`
     ran at that configuration where it has. Test NDCG@10 per protocol and domain, the effect of each version-3 row
     over version 2 with its seed spread and verdict (`claims.effect`), and pop in both trees as the check that the
-    test cases, candidates and rankings are the same."""
+    test cases, candidates and rankings are the same; where the ranks files are there, a paired bootstrap interval of
+    each effect over the test cases (`claims.paired_interval`)."""
     v2, v3 = (root / "diagnostics" / "model_version2" / "food_kitchen_llmcdsr" / "metrics.csv",
               root / "04_train" / "food_kitchen_llmcdsr" / "metrics.csv")
     for path in (v2, v3):
@@ -419,13 +434,19 @@ def model_versions(root: Path) -> str:
         for (protocol, domain), cell in g.groupby(["protocol", "domain"], sort=False):
             row[f"{protocol} {domain}"] = mean_std(cell["NDCG@10"])
         rows.append(row)
+    ranks = _version_ranks(sources, [V2_LABEL, V3_LABEL, *(label for label, _ in V3_VARIANTS)])
     verdicts = []
     for name in both["label"].unique()[1:]:
         effects = claims.effect(both, name, "version 2")
-        verdicts.append(pd.DataFrame({"model": name, "protocol": effects["protocol"], "domain": effects["domain"],
-                                      "minus version 2": effects["effect"].map("{:+.4f}".format),
-                                      "spread": effects["spread"].map("{:.4f}".format),
-                                      "beats version 2": effects["verdict"]}))
+        frame = pd.DataFrame({"model": name, "protocol": effects["protocol"], "domain": effects["domain"],
+                              "minus version 2": effects["effect"].map("{:+.4f}".format),
+                              "spread": effects["spread"].map("{:.4f}".format),
+                              "beats version 2": effects["verdict"]})
+        if ranks is not None and (ranks["label"] == name).any():
+            paired = claims.paired_interval(ranks, name, "version 2")
+            frame["95 % interval over test cases"] = [f"[{lo:+.4f}, {hi:+.4f}]"
+                                                      for lo, hi in zip(paired["low"], paired["high"])]
+        verdicts.append(frame)
     keys = ["protocol", "domain", "seed"]
     pop = m2[m2["label"] == "pop"].merge(m3[m3["label"] == "pop"], on=keys, suffixes=("_2", "_3"))
     gap = float(max((pop[f"{k}_2"] - pop[f"{k}_3"]).abs().max() for k in METRICS)) if len(pop) else None

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -250,3 +251,34 @@ def test_the_model_version_table_gives_each_cell_a_verdict_and_checks_the_two_ev
     assert "| LLM-EMF version 3, content networks at full depth | 3 | 5/6/7 | 0.2300 ± 0.0082 |" in text
     assert text.count("| version 3, content networks at full depth |") == 4
     assert text.count("| +0.0300 | 0.0115 | holds |") == 4 and "fusion_level --epochs 40" in text
+    assert "interval over test cases" not in text                         # no ranks files: no case-level interval
+    ranks = lambda label, greater: pd.DataFrame(   # noqa: E731
+        [{"label": label, "seed": s, "protocol": p, "domain": d, "case": c, "greater": greater, "ties": 0}
+         for s in (0, 1) for p in ("sampled", "full") for d in (0, 1) for c in range(20)])
+    ranks("llmemf version 2", 5).to_csv(v2 / "ranks.csv.gz", index=False)
+    ranks("llmemf", 5).to_csv(v3 / "ranks.csv.gz", index=False)
+    ranks("llmemf, one network per channel", 5).to_csv(variants / "ranks.csv.gz", index=False)
+    text = report.model_versions(results)
+    assert text.count("| [+0.0000, +0.0000] |") == 8                      # 2 rows x 4 cells, the same ranks
+
+
+def test_the_paired_interval_averages_each_case_over_seeds_and_brackets_the_effect_over_the_test_cases():
+    """A beats B by one rank place at every case: the effect is the mean per-case gain and the interval lies above
+    0; A against itself: effect 0 and interval [0, 0]. Each case counts once, whatever its number of seeds."""
+    from llmemf_lite.evaluate import expected_rank_metrics
+
+    rng = np.random.default_rng(0)
+    greater = rng.integers(0, 12, 200)
+    frames = []
+    for label, shift, seeds in (("A", 0, (0, 1, 2)), ("B", 1, (0, 1))):
+        for s in seeds:
+            frames.append(pd.DataFrame({"label": label, "seed": s, "protocol": "sampled", "domain": 0,
+                                        "case": np.arange(200), "greater": greater + shift, "ties": 0}))
+    ranks = pd.concat(frames, ignore_index=True)
+    out = claims.paired_interval(ranks, "A", "B")
+    gain = (expected_rank_metrics(greater, np.zeros(200))["NDCG@10"]
+            - expected_rank_metrics(greater + 1, np.zeros(200))["NDCG@10"]).mean()
+    assert out["cases"].tolist() == [200] and out["effect"].iloc[0] == pytest.approx(gain)
+    assert 0 < out["low"].iloc[0] < gain < out["high"].iloc[0]
+    same = claims.paired_interval(ranks, "A", "A")
+    assert same[["effect", "low", "high"]].abs().max().max() == 0
