@@ -48,7 +48,7 @@ def trained_llmemf(cfg, spec, seed: int = 0):
 
 def user_attention(model, ds, sequence, case: int = -1, max_len: int = 50, stream: int | str = 0) -> UserAttention:
     """Attention maps of one evaluation sequence (history + target), trimmed to its real items. `stream`: which
-    sequence network (`model.stream_names`; under score-level fusion each item channel has its own)."""
+    sequence network (`model.stream_names`; under fusion="network", the default, each item channel has its own)."""
     if not model.network.cross_domain:
         raise ValueError("user_attention reads the merged and cross-domain attention: this model was built with "
                          "cross_domain=False and has neither")

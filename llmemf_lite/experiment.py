@@ -99,8 +99,9 @@ def ablation_specs(text_encoder: str = "minilm", text_source: str = "enriched",
 
     "standard": the full model and the six ablations the study is about (without image, without text, raw titles
     instead of LLM-enriched text, without cross-domain attention, item IDs only, CLIP text instead of MiniLM text).
-    "extended" adds three that answer our own questions rather than the paper's (text alone, image alone, and
-    representation- instead of score-level fusion); they are left out of the main command to keep it inside its
+    "extended" adds four that answer our own questions rather than the paper's (text alone, image alone, and two
+    other fusion levels: representation-level fusion, and one network over the fused item vector instead of one per
+    channel, version 3's first default); they are left out of the main command to keep it inside its
     time on a 2-core CPU (README, "Time of the main command")."""
     _check_ablation_set(variants)
     te, ts = text_encoder, text_source
@@ -115,7 +116,9 @@ def ablation_specs(text_encoder: str = "minilm", text_source: str = "enriched",
         return standard
     return standard + [RunSpec("text only", "llmemf", {"use_id": False, "use_image": False}, te, ts),
                        RunSpec("image only", "llmemf", {"use_id": False, "use_text": False}, te, ts),
-                       RunSpec("representation-level fusion", "llmemf", {"fusion": "representation"}, te, ts)]
+                       RunSpec("representation-level fusion", "llmemf", {"fusion": "representation"}, te, ts),
+                       RunSpec("one network over the fused item (score fusion)", "llmemf", {"fusion": "score"}, te,
+                               ts)]
 
 
 def ablation_experiment(variants: str = "standard") -> str:

@@ -154,7 +154,7 @@ def test_the_standard_ablations_are_the_studys_seven_and_extended_adds_every_sin
                                            "w/o cross-domain attention", "ID only", "CLIP text instead of MiniLM"]
     assert standard[3].text_source == "title" and standard[6].text_encoder == "clip"
     specs = {s.label: s for s in ablation_specs(variants="extended")}
-    assert list(specs)[:7] == [s.label for s in standard] and len(specs) == 10
+    assert list(specs)[:7] == [s.label for s in standard] and len(specs) == 11
     assert (ablation_experiment("standard"), ablation_experiment("extended")) == ("05_ablations",
                                                                                  "05_ablations_extended")
     with pytest.raises(ValueError, match="variants must be one of"):
@@ -162,6 +162,7 @@ def test_the_standard_ablations_are_the_studys_seven_and_extended_adds_every_sin
     assert specs["text only"].overrides == {"use_id": False, "use_image": False}
     assert specs["image only"].overrides == {"use_id": False, "use_text": False}
     assert specs["representation-level fusion"].overrides == {"fusion": "representation"}
+    assert specs["one network over the fused item (score fusion)"].overrides == {"fusion": "score"}
     assert specs["LLM-EMF (full)"].overrides == {}
 
 
