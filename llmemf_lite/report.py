@@ -383,20 +383,21 @@ V3_VARIANTS = (("llmemf, one network per channel", "version 3, content networks 
                ("llmemf, one network per channel, text network 1 block, no merged objective",
                 "version 3, without the merged objective"),
                ("llmemf, one network over the fused item (score fusion)", "version 3, score fusion (its first default)"))
+# every run's label in its results file -> its row's name in model_versions
+VERSION_NAMES = {V2_LABEL: "version 2", V3_LABEL: "version 3", **dict(V3_VARIANTS)}
 V3_VARIANTS_COMMAND = "python -m llmemf_lite.diagnostics fusion_level --epochs 40 --patience 5 --seeds 0 1 2"
 
 
-def _version_ranks(metrics_paths: list[Path], labels: list[str]) -> pd.DataFrame | None:
-    """The ranks.csv.gz beside each metrics file, the rows of `labels` relabelled as model_versions names them (None
-    where a file is missing)."""
-    names = {V2_LABEL: "version 2", V3_LABEL: "version 3", **dict(V3_VARIANTS)}
+def _version_ranks(metrics_paths: list[Path]) -> pd.DataFrame | None:
+    """The ranks.csv.gz beside each metrics file, the rows of the versions' labels relabelled as model_versions names
+    them (`VERSION_NAMES`; None where a file is missing)."""
     parts = []
     for path in metrics_paths:
         ranks = path.with_name("ranks.csv.gz")
         if not ranks.is_file():
             return None
         r = pd.read_csv(ranks)
-        parts.append(r[r["label"].isin(labels)].assign(label=lambda f: f["label"].map(names)))
+        parts.append(r[r["label"].isin(VERSION_NAMES)].assign(label=lambda f: f["label"].map(VERSION_NAMES)))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -434,7 +435,7 @@ def model_versions(root: Path) -> str:
         for (protocol, domain), cell in g.groupby(["protocol", "domain"], sort=False):
             row[f"{protocol} {domain}"] = mean_std(cell["NDCG@10"])
         rows.append(row)
-    ranks = _version_ranks(sources, [V2_LABEL, V3_LABEL, *(label for label, _ in V3_VARIANTS)])
+    ranks = _version_ranks(sources)
     verdicts = []
     for name in both["label"].unique()[1:]:
         effects = claims.effect(both, name, "version 2")
