@@ -71,11 +71,20 @@ def machine() -> str:
         f"{os.cpu_count()} cores"
 
 
-def commit() -> str:
-    """The checkout's commit, with "-dirty" where the working tree differs from it."""
+BENCHMARK_OUTPUTS = ("results", "figures")   # what the benchmarks write: a change there is not a change of code
+
+
+def commit(root: Path | None = None) -> str:
+    """The checkout's commit, with "-dirty" where a tracked file outside BENCHMARK_OUTPUTS differs from it, so a
+    benchmark run after another one (which wrote its JSON into results/) still records a clean commit."""
+    root = root or project_root()
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
     try:
-        return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=project_root(), capture_output=True,
-                              text=True, check=True).stdout.strip()
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                      *(f":(exclude){folder}" for folder in BENCHMARK_OUTPUTS))
+        return git("rev-parse", "--short", "HEAD") + ("-dirty" if changed else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 

@@ -1,10 +1,11 @@
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from bench_train_eval import NEAR_TIE, rank_agreement  # noqa: E402
+from bench_train_eval import NEAR_TIE, commit, rank_agreement  # noqa: E402
 
 
 def test_a_rank_may_differ_between_the_two_evaluation_paths_only_at_a_near_tie():
@@ -16,3 +17,22 @@ def test_a_rank_may_differ_between_the_two_evaluation_paths_only_at_a_near_tie()
     same, near_tie = rank_agreement(batched, looped, gaps)
     assert same.tolist() == [True, False, False] and near_tie.tolist() == [False, True, False]
     assert not (same | near_tie).all()
+
+
+def test_the_recorded_commit_is_dirty_only_where_code_changed_not_where_a_benchmark_wrote_its_results(tmp_path):
+    """`make benchmarks` runs one benchmark after another; the first one's JSON in results/ must not mark the
+    second one's commit "-dirty"."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tmp_path, capture_output=True, text=True, check=True).stdout.strip()
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "results" / "bench.json").write_text("{}\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    head = git("rev-parse", "--short", "HEAD")
+    assert commit(tmp_path) == head
+    (tmp_path / "results" / "bench.json").write_text('{"sequences_per_s": {}}\n')
+    assert commit(tmp_path) == head
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert commit(tmp_path) == f"{head}-dirty"
