@@ -315,14 +315,12 @@ def run_experiment(cfg: ExperimentConfig, specs: list[RunSpec], not_run: dict | 
     if workers == 1:
         done = _one_thread_on_cpu(cfg, lambda: [setting.run(spec, seed) for spec, seed in jobs])
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         from tqdm.auto import tqdm
 
+        from .workers import process_pool
+
         log = setting.run_root / "workers.log"
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_worker_start, initargs=(cfg, str(log))) as pool:
+        with process_pool(workers, _worker_start, (cfg, str(log))) as pool:
             # the longest runs go first, so the pool does not end on one long run with the other cores idle
             futures = {i: pool.submit(_worker_run, *jobs[i]) for i in longest_first(jobs)}
             done = [futures[i].result() for i in tqdm(range(len(jobs)), desc=f"{cfg.name}: runs on {workers} "

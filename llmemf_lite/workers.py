@@ -1,8 +1,12 @@
 """Processes that work side by side on a CPU (experiment runs, enrichment batches): how many, and where their
-messages go. Not in here: what they compute, nor the pools themselves (`experiment.py`, `enrich/enrich.py`)."""
+messages go, and the pool that ends them with the work. Not in here: what they compute (`experiment.py`,
+`enrich/enrich.py`)."""
 from __future__ import annotations
 
 import os
+import threading
+import time
+from contextlib import contextmanager
 
 
 def process_count(requested: int, jobs: int, cap: int | None = None) -> int:
@@ -19,3 +23,39 @@ def send_output_to(log: str) -> None:
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)   # 1 and 2 now hold the file
+
+
+@contextmanager
+def process_pool(workers: int, initializer, initargs: tuple = ()):
+    """A ProcessPoolExecutor (spawn) whose processes end with the work that asked for them. An error or an
+    interrupt in the caller (a notebook's stop button) terminates them at once instead of waiting for their current
+    task, which can be an hour-long training run; a process whose parent died (a killed kernel) exits within a
+    second instead of finishing its task unseen. What an ended task leaves is what any stopped run leaves: its last
+    checkpoint and the cache, from which the next run resumes."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
+                               initargs=(os.getpid(), initializer, initargs))
+    try:
+        yield pool
+    except BaseException:   # GeneratorExit too: a caller that stops reading a generator holding the pool
+        processes = list((getattr(pool, "_processes", None) or {}).values())   # the executor has no public list
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(10)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _start(parent: int, initializer, initargs: tuple) -> None:
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="exit-with-parent").start()
+    initializer(*initargs)
+
+
+def _exit_with_parent(parent: int, interval_s: float = 0.5) -> None:
+    while os.getppid() == parent:
+        time.sleep(interval_s)
+    os._exit(1)

@@ -402,19 +402,13 @@ def _batch_outputs(config: EnrichConfig, batches: list[list[int]], prompts, back
             outputs = backend.generate([prompts[i] for i in batch])
             yield outputs, time.perf_counter() - began, load_seconds
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from ..workers import process_pool
 
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start,
-                             initargs=(config, str(cache_path.parent / "workers.log"))) as pool:
+    with process_pool(workers, _worker_start, (config, str(cache_path.parent / "workers.log"))) as pool:
         futures = [pool.submit(_worker_generate, call, [prompts[i] for i in batch])
                    for call, batch in enumerate(batches)]
-        try:
-            for future in futures:
-                yield future.result()
-        finally:
-            for future in futures:
-                future.cancel()
+        for future in futures:   # a caller that stops reading ends the pool (workers.process_pool)
+            yield future.result()
 
 
 _WORKER_BACKEND: GenerationBackend | None = None
