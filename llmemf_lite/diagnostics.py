@@ -6,9 +6,11 @@ is the change named in their labels.
     python -m llmemf_lite.diagnostics batch_size
     python -m llmemf_lite.diagnostics fusion_level --epochs 40 --patience 5 --seeds 0 1 2   # notebook 04's protocol
     python -m llmemf_lite.diagnostics fusion_level_default_world --epochs 4 --seeds 0 1 2    # the synthetic world
+    python -m llmemf_lite.diagnostics fused_scale_movie_book --epochs 40 --patience 5 --seeds 0 1 2
 
 Each experiment writes results/diagnostics/<name>/food_kitchen_llmcdsr/ (those named *_default_world:
-food_kitchen_synthetic/, the default synthetic world) (metrics.csv, history.csv, summary.md; see
+food_kitchen_synthetic/, the default synthetic world; those named *_movie_book: movie_book_llmcdsr/, the real
+Movie-Book data) (metrics.csv, history.csv, summary.md; see
 `experiment.py`); `init_norms` writes results/diagnostics/init_norms.csv (the position / item input norms of every
 model with a position table, at initialisation). What each experiment found and the decision taken is in
 docs/diagnostics.md, whose tables `report.diagnostic_summary` makes from those files. A variant shared by two
@@ -25,6 +27,7 @@ from .experiment import ExperimentConfig, RunSpec, run_experiment
 @dataclass
 class DiagnosticsConfig:
     data_dir: str = "../shared/data/food-kitchen"
+    movie_book_dir: str = "../shared/data/movie-book"   # the experiments named *_movie_book
     seeds: tuple = (0,)
     epochs: int = 12
     patience: int = 3
@@ -37,6 +40,9 @@ OLD_POS = {"pos_std": 1.0}         # the position tables' initialisation before 
 TITLES = dict(text_encoder="minilm", text_source="title")   # the real data's text channel: MiniLM over titles
 # notebook 04's tuned LLM-EMF setting on real Food-Kitchen (results/04_train/food_kitchen_llmcdsr/variants.json)
 TUNED_LLMEMF = dict(overrides={"dropout": 0.2, "n_negatives": 2000}, train={"lr": 1e-3}, **TITLES)
+
+# notebook 04's tuned LLM-EMF setting on real Movie-Book (results/tuning/movie_book_llmcdsr/choice.json)
+TUNED_LLMEMF_MOVIE_BOOK = dict(overrides={"dropout": 0.5, "n_negatives": 2000}, train={"lr": 3e-3}, **TITLES)
 
 # name -> variants; each label names its one change against the experiment's reference row
 EXPERIMENTS: dict[str, list[RunSpec]] = {
@@ -92,6 +98,15 @@ EXPERIMENTS: dict[str, list[RunSpec]] = {
         RunSpec("llmemf, one network per channel", "llmemf", {"fusion": "network", "content_blocks": None}),
         RunSpec("llmemf, one network per channel, content networks 1 block (the default)", "llmemf", {}),
     ],
+    "fused_scale_movie_book": [   # Books have no text: is their fused score, twice its ID part, why they trail?
+        # the first is notebook 04's llmemf row on this pair (the default), same protocol
+        RunSpec("llmemf, fused score x the model's channels", "llmemf",
+                {**TUNED_LLMEMF_MOVIE_BOOK["overrides"], "fused_scale": "model"},
+                train=TUNED_LLMEMF_MOVIE_BOOK["train"], **TITLES),
+        RunSpec("llmemf, fused score x the item's own channels", "llmemf",
+                {**TUNED_LLMEMF_MOVIE_BOOK["overrides"], "fused_scale": "item"},
+                train=TUNED_LLMEMF_MOVIE_BOOK["train"], **TITLES),
+    ],
     "content_dropout": [
         RunSpec("llmemf, content dropout 0.2", "llmemf", {}, **TITLES),
         RunSpec("llmemf, content dropout 0", "llmemf", {"content_dropout": 0.0}, **TITLES),
@@ -99,14 +114,23 @@ EXPERIMENTS: dict[str, list[RunSpec]] = {
 }
 
 
+def data_of(name: str) -> tuple[str, str]:
+    """(domain pair, source) of an experiment, by its name: *_default_world the default synthetic world,
+    *_movie_book the real Movie-Book data, any other the real Food-Kitchen data."""
+    if name.endswith("_default_world"):
+        return "food_kitchen", "synthetic"
+    return ("movie_book" if name.endswith("_movie_book") else "food_kitchen"), "llmcdsr"
+
+
 def run_diagnostic(name: str, config: DiagnosticsConfig = DiagnosticsConfig(), only: str | None = None):
     """Run (or resume) one experiment; `only`: just its variants whose label starts with this (e.g. "sasrec,")."""
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown diagnostic {name!r}; known: {sorted(EXPERIMENTS)} and 'init_norms'")
     specs = [s for s in EXPERIMENTS[name] if only is None or s.label.startswith(only)]
-    synthetic = name.endswith("_default_world")   # the default synthetic world, not the real Food-Kitchen data
-    cfg = ExperimentConfig(name=f"diagnostics/{name}", source="synthetic" if synthetic else "llmcdsr",
-                           data_dir=None if synthetic else config.data_dir,
+    pair, source = data_of(name)
+    cfg = ExperimentConfig(name=f"diagnostics/{name}", source=source, domain_pair=pair,
+                           data_dir={"synthetic": None, "food_kitchen": config.data_dir,
+                                     "movie_book": config.movie_book_dir}["synthetic" if source == "synthetic" else pair],
                            seeds=config.seeds, epochs=config.epochs, patience=config.patience,
                            batch_size=config.batch_size, workers=config.workers, progress=config.progress)
     return run_experiment(cfg, specs)

@@ -319,15 +319,21 @@ def seconds_to_best(timings: pd.DataFrame, best: pd.DataFrame) -> pd.Series:
     return t[t["epoch"] <= t["best_epoch"]].groupby(["label", "seed"], sort=False)["seconds"].sum()
 
 
+def diagnostic_folder(root: Path, name: str) -> Path:
+    """results/diagnostics/<name>/<pair>_<source>/: where a diagnostic's runs are (`diagnostics.data_of`)."""
+    from .diagnostics import data_of
+
+    return root / "diagnostics" / name / "_".join(data_of(name))
+
+
 def diagnostic_summary(name: str, root: Path | None = None) -> pd.DataFrame | None:
     """One row per variant of a diagnostic that has run: seeds, validation NDCG@10 (sampled, the selection score)
     at the best epoch, best and last epoch (a best epoch within `patience` of the budget is budget-limited: the
     run stopped on its budget, not on the validation score), and test NDCG@10 per domain (sampled protocol), mean
     and std over seeds. None where the experiment has not run."""
-    from .diagnostics import EXPERIMENTS
     from .train import budget_limited
 
-    folder = (root or results_dir()) / "diagnostics" / name / "food_kitchen_llmcdsr"
+    folder = diagnostic_folder(root or results_dir(), name)
     if not (folder / "metrics.csv").is_file():
         return None
     metrics, history = pd.read_csv(folder / "metrics.csv"), pd.read_csv(folder / "history.csv")
@@ -335,6 +341,8 @@ def diagnostic_summary(name: str, root: Path | None = None) -> pd.DataFrame | No
     setting = json.loads((folder / "setting.json").read_text())
     budget, patience = setting["epochs"], setting["patience"]
     rows = []
+    from .diagnostics import EXPERIMENTS
+
     for label in dict.fromkeys(spec.label for spec in EXPERIMENTS[name]):
         runs = history[history["label"] == label]
         if runs.empty:
@@ -366,7 +374,7 @@ def diagnostic(root: Path, name: str) -> str:
         return markdown(pd.read_csv(path)) + "\n\n" + _source_line([path], "python -m llmemf_lite.diagnostics "
                                                                            "init_norms")
     frame = diagnostic_summary(name, root)
-    folder = root / "diagnostics" / name / "food_kitchen_llmcdsr"
+    folder = diagnostic_folder(root, name)
     if frame is None:
         return _missing(folder / "metrics.csv")
     more = sorted(frame.loc[frame["seeds"] > 1, "variant"].str.split(",").str[0].unique())
@@ -487,7 +495,7 @@ TABLES = {
     "model_versions": model_versions,
     **{f"diagnostics_{name}": (lambda root, name=name: diagnostic(root, name))
        for name in ("init_norms", "position_init", "objective", "loss_weighting", "llmemf_design",
-                    "content_dropout", "batch_size")},
+                    "content_dropout", "batch_size", "fused_scale_movie_book")},
     "real_04": lambda root: table_04(root, "food_kitchen_llmcdsr", REAL_COMMAND),
     "real_04_movie_book": lambda root: table_04(root, "movie_book_llmcdsr", REAL_COMMANDS["movie_book_llmcdsr"]),
     "real_warm_cold": lambda root: warm_cold_04(root, "food_kitchen_llmcdsr"),

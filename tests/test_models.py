@@ -57,6 +57,45 @@ def test_missing_modality_is_masked_not_scored(fusion):
         assert w.shape == (3,)
 
 
+def test_fused_scale_item_scores_an_item_lacking_a_channel_like_the_sum_of_those_it_has():
+    """fused_scale="item": an item's channel weights are renormalised to the number of channels it has, not the
+    model's; an item with every channel gets the same vector as under "model", bit for bit (so data where every
+    item has every channel trains the same model either way)."""
+    ds, *_ = small_world()
+    feats = ground_truth_features(ds)
+    ids = torch.arange(ds.space.n_items)
+    out = {}
+    for scale in ("model", "item"):
+        torch.manual_seed(0)
+        model = build_model("llmemf", ds.space, feats, max_len=20, fused_scale=scale).eval()
+        with torch.no_grad():
+            out[scale] = model._output_items(ids)[0]
+    channels = 1 + torch.as_tensor(feats.masks["image"]).int() + torch.as_tensor(feats.masks["text"]).int()
+    full, two = channels == 3, channels == 2
+    assert full.sum() > 10 and two.sum() > 10
+    assert torch.equal(out["model"][full], out["item"][full])
+    # at the initial (equal) weights each channel a two-channel item has is weighted 1 under "item", 3/2 under "model"
+    torch.testing.assert_close(out["model"][two], out["item"][two] * 1.5)
+    with pytest.raises(ValueError, match="fused_scale must be one of"):
+        build_model("llmemf", ds.space, feats, fused_scale="mean")
+
+
+def test_where_every_item_has_every_channel_both_fused_scales_train_the_same_model_bit_for_bit():
+    ds, train, *_ = small_world()
+    feats = ground_truth_features(ds)
+    feats.masks = {m: np.ones_like(v) for m, v in feats.masks.items()}
+    batch = train.take(np.arange(32))
+    out = {}
+    for scale in ("model", "item"):
+        torch.manual_seed(0)
+        model = build_model("llmemf", ds.space, feats, max_len=20, fused_scale=scale)
+        loss = model(batch, "cpu", torch.Generator().manual_seed(0))
+        loss.backward()
+        out[scale] = [loss.detach()] + [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    assert len(out["model"]) == len(out["item"]) > 10
+    assert all(torch.equal(a, b) for a, b in zip(out["model"], out["item"]))
+
+
 def test_left_padding_and_window_do_not_change_scores():
     ds, *_ = small_world()
     seqs = list(ds.split("valid")["items"])[:6]

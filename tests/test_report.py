@@ -282,3 +282,15 @@ def test_the_paired_interval_averages_each_case_over_seeds_and_brackets_the_effe
     assert 0 < out["low"].iloc[0] < gain < out["high"].iloc[0]
     same = claims.paired_interval(ranks, "A", "A")
     assert same[["effect", "low", "high"]].abs().max().max() == 0
+
+
+def test_a_diagnostic_runs_on_and_is_read_from_the_data_its_name_says(tmp_path):
+    from llmemf_lite.diagnostics import EXPERIMENTS, data_of
+
+    assert data_of("fused_scale_movie_book") == ("movie_book", "llmcdsr")
+    assert data_of("fusion_level_default_world") == ("food_kitchen", "synthetic")
+    assert data_of("fusion_level") == ("food_kitchen", "llmcdsr")
+    assert {data_of(name) for name in EXPERIMENTS} == {("movie_book", "llmcdsr"), ("food_kitchen", "synthetic"),
+                                                      ("food_kitchen", "llmcdsr")}
+    assert report.diagnostic_folder(tmp_path, "fused_scale_movie_book") == \
+        tmp_path / "diagnostics" / "fused_scale_movie_book" / "movie_book_llmcdsr"
