@@ -10,6 +10,10 @@ prompt, greedy, max_new_tokens as in EnrichConfig. Three ways:
 With --processes N, instead: `enrich_dataset` over --items items as one process with torch's threads against N
 processes side by side with one thread each (EnrichConfig.workers), alternating --rounds times, each round into
 fresh caches; the generation's wall clock (model loading excluded) and its ratio are printed.
+With --dtypes float32,bfloat16, instead: `enrich_dataset` over --items items in each dtype, one process, one
+thread, alternating --rounds times into fresh caches (of --pair / --data-dir: the real titles where given, else the
+synthetic world's): seconds of generation per dtype, their ratio, how many texts the two agree on and how many fell
+back, written to results/benchmarks/enrich_dtypes_<pair>_<source>.json with the machine and commit.
 Wall-clock rates are printed next to CPU-time rates (tokens per CPU-second of this process): on a machine shared with
 other jobs the wall clock is noisy, while with --threads 1 the CPU-time rate is what an idle core would do.
 Not a test: nothing here is asserted.
@@ -41,9 +45,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--processes", type=int, default=0, help="compare one process with this many side by side")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--dtypes", default=None, help="compare these generation dtypes, e.g. float32,bfloat16")
+    ap.add_argument("--pair", default="food_kitchen", help="--dtypes: the domain pair")
+    ap.add_argument("--data-dir", default=None, help="--dtypes: an LLMCDSR release folder (default: synthetic)")
     args = ap.parse_args()
     if args.processes:
         return compare_processes(args)
+    if args.dtypes:
+        return compare_dtypes(args)
 
     import torch
 
@@ -105,6 +114,43 @@ def compare_processes(args) -> None:
     (a, sa), (b, sb) = seconds.items()
     print(f"\n{b} against {a}: {sum(sa) / sum(sb):.2f}x the items/s (wall clock, {args.rounds} rounds alternating; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+
+
+def compare_dtypes(args) -> None:
+    import json
+    import tempfile
+    from dataclasses import replace
+
+    from bench_train_eval import commit, machine
+
+    import llmemf_lite as L
+    from llmemf_lite.enrich import enrich_dataset
+
+    source = "llmcdsr" if args.data_dir else "synthetic"
+    ds = L.build_dataset(args.pair, source, args.data_dir)
+    dtypes = [d.strip() for d in args.dtypes.split(",")]
+    base = L.EnrichConfig(limit=args.items, batch_size=args.batch_size, workers=1, threads=1)
+    seconds, texts, fallbacks = {d: [] for d in dtypes}, {}, {}
+    for r in range(args.rounds):
+        for dtype in (dtypes if r % 2 == 0 else dtypes[::-1]):
+            with tempfile.TemporaryDirectory() as cache:
+                run = enrich_dataset(ds, replace(base, dtype=dtype, cache_dir=cache), progress=False)
+            seconds[dtype].append(round(run.run_seconds, 1))
+            texts[dtype] = {i: run.texts[i] for i, o in enumerate(run.origin) if o == "generated"}
+            fallbacks[dtype] = sum(run.reasons[i] is not None for i in texts[dtype])
+            print(f"round {r}: {dtype}: {run.run_seconds:.1f} s generating {args.items} items "
+                  f"(model loaded in {run.load_seconds:.1f} s)", flush=True)
+    first, *others = dtypes
+    record = {"machine": machine(), "commit": commit(), "pair": args.pair, "source": source, "items": args.items,
+              "batch_size": args.batch_size, "threads": 1, "rounds": args.rounds, "generation_seconds": seconds,
+              f"speed_vs_{first}": {d: round(sum(seconds[first]) / sum(seconds[d]), 2) for d in others},
+              f"same_text_as_{first}": {d: sum(texts[d].get(i) == t for i, t in texts[first].items()) for d in others},
+              "fallbacks": fallbacks,
+              "load_average": round(os.getloadavg()[0], 1)}
+    out = L.results_dir() / "benchmarks" / f"enrich_dtypes_{args.pair}_{source}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1) + "\n")
+    print(json.dumps(record, indent=1), f"\n-> {out}")
 
 
 if __name__ == "__main__":
