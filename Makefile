@@ -11,9 +11,10 @@ SHARED_DATA ?= ../shared/data
 # notebooks 01-06 on the real data, each model tuned (llmemf_lite.tuning): a GPU where there is one
 # (`make reproduce-real REAL_DEVICE=cpu` forces the CPU)
 REAL_DEVICE ?= auto
-# the LLM's weights when notebook 02 enriches every real item: bfloat16 is about twice as fast as float32 on a CPU
-# with AVX-512 BF16 (docs/enrichment.md); float32 where the CPU has no BF16
-REAL_ENRICH_DTYPE ?= bfloat16
+# the LLM's weights when notebook 02 enriches every real item: bfloat16 where the CPU has BF16 instructions (about
+# twice as fast as float32 with AVX-512 BF16), float32 where it has none (there bfloat16 is 4-6.5x slower; both in
+# docs/enrichment.md). The two dtypes' texts differ, and so do bfloat16's on two kinds of BF16 unit
+REAL_ENRICH_DTYPE ?= $(shell grep -qswE 'avx512_bf16|amx_bf16' /proc/cpuinfo && echo bfloat16 || echo float32)
 
 .PHONY: env reproduce reproduce-real test notebooks lab benchmarks
 
