@@ -31,7 +31,7 @@ def trained_llmemf(cfg, spec, seed: int = 0):
     """The LLM-EMF of `spec` trained under `cfg` (seed `seed`), from its checkpoint; trains it first if needed
     (the experiment runner resumes finished runs instantly). Returns (model, dataset)."""
     from .data.build import build_dataset, dataset_folder
-    from .experiment import _model_overrides, _slug, load_item_features, run_experiment
+    from .experiment import _model_overrides, _slug, load_item_features, run_experiment, train_config
     from .models import build_model
     from .paths import artifacts_dir
     from .train import load_checkpoint
@@ -41,7 +41,8 @@ def trained_llmemf(cfg, spec, seed: int = 0):
     features, _ = load_item_features(ds, spec, progress=False) if spec.uses_features else (None, {})
     model = build_model(spec.model, ds.space, features, **_model_overrides(spec, features, cfg))
     run_dir = artifacts_dir() / "runs" / dataset_folder(cfg.domain_pair, cfg.source, cfg.data_dir,
-                                                         cfg.synthetic).name / _slug(spec)
+                                                         cfg.synthetic).name / _slug(spec, model,
+                                                                                     train_config(cfg, spec, seed))
     load_checkpoint(run_dir / f"seed{seed}" / "best.safetensors", model)
     return model.eval(), ds
 

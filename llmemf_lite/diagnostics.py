@@ -14,7 +14,8 @@ Movie-Book data) (metrics.csv, history.csv, summary.md; see
 `experiment.py`); `init_norms` writes results/diagnostics/init_norms.csv (the position / item input norms of every
 model with a position table, at initialisation). What each experiment found and the decision taken is in
 docs/diagnostics.md, whose tables `report.diagnostic_summary` makes from those files. A variant shared by two
-experiments (the same model and overrides) is trained once: the second experiment resumes its finished checkpoint.
+experiments (the same effective model configuration and training settings, notebook 04's protocol included) is
+trained once: the second experiment resumes its finished checkpoint.
 """
 from __future__ import annotations
 

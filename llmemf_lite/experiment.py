@@ -229,7 +229,7 @@ class _Setting:
         import torch
 
         from .models import build_model
-        from .train import TrainConfig, resolve_device, train_model
+        from .train import resolve_device, train_model
 
         cfg = self.cfg
         features = self.item_features(spec)[0] if spec.uses_features else None
@@ -241,11 +241,10 @@ class _Setting:
             model, best_epoch = build_model("pop", self.space).fit(self.train_seqs), 0
         else:
             model = build_model(spec.model, self.space, features, train_sequences=self.train_seqs, **overrides)
-            tcfg = TrainConfig(**{"epochs": cfg.epochs, "patience": cfg.patience, "batch_size": cfg.batch_size,
-                                  "seed": seed, "device": cfg.device, "progress": cfg.progress, **spec.train})
+            tcfg = train_config(cfg, spec, seed)
             result = train_model(model, self.train_views, self.valid_views, self.valid_targets, self.valid_cands,
-                                 self.space, self.names, tcfg, self.run_root / _slug(spec) / f"seed{seed}",
-                                 self.eval_cfg)
+                                 self.space, self.names, tcfg, self.run_root / _slug(spec, model, tcfg) /
+                                 f"seed{seed}", self.eval_cfg)
             best_epoch = result.best_epoch
             history = result.history.assign(label=spec.label, seed=seed)
         cases = evaluate_ranking(model, self.test_views, self.test_targets, self.space, self.test_cands,
@@ -386,11 +385,26 @@ def runnable_specs(specs: list[RunSpec], features_of, cfg: ExperimentConfig) -> 
     return kept, skipped
 
 
-def _slug(spec: RunSpec) -> str:
-    parts = [spec.model, spec.overrides, spec.text_encoder, spec.text_source] + ([spec.train] if spec.train else [])
-    ident = json.dumps(parts, sort_keys=True)
+def train_config(cfg: ExperimentConfig, spec: RunSpec, seed: int):
+    """The training settings of one (variant, seed): the experiment's protocol, then the variant's own."""
+    from .train import TrainConfig
+
+    return TrainConfig(**{"epochs": cfg.epochs, "patience": cfg.patience, "batch_size": cfg.batch_size,
+                          "seed": seed, "device": cfg.device, "progress": cfg.progress, **spec.train})
+
+
+def _slug(spec: RunSpec, model, train) -> str:
+    """A run's folder (its seeds below it): the model's name and a hash of what the run is, its checkpoint
+    signature but the seed (the model's effective configuration, whatever overrides spelled it, and every training
+    setting but the epoch budget: `train.run_signature`) and its text features. Two experiments of the same run
+    share the folder (the second resumes the first's checkpoints); two different runs never do (named by the
+    overrides as written, an experiment at batch 128 and one at batch 64 overwrote each other's checkpoints)."""
     import hashlib
 
+    from .train import run_signature
+
+    ident = json.dumps([run_signature(model, replace(train, seed=0))]
+                       + ([spec.text_encoder, spec.text_source] if spec.uses_features else []), sort_keys=True)
     return f"{spec.model}-{hashlib.sha256(ident.encode()).hexdigest()[:10]}"
 
 

@@ -162,6 +162,15 @@ def model_signature(model) -> dict:
     return json.loads(json.dumps(signature, default=str))
 
 
+def run_signature(model, config: TrainConfig) -> dict:
+    """What a checkpoint must match to be resumed: the model (`model_signature`) and every training setting but the
+    epoch budget and display flags, so that an interrupted run continues and a finished one given more epochs
+    trains on from its last epoch. The device is where it runs ("auto" on a CPU machine resumes a "cpu" run)."""
+    settings = {k: v for k, v in asdict(config).items() if k not in ("epochs", "progress", "resume")}
+    settings["device"] = str(resolve_device(config.device)).split(":")[0]
+    return {"config": json.loads(json.dumps(settings)), "model": model_signature(model)}
+
+
 def budget_limited(best_epoch, epochs: int, patience: int):
     """Whether a run with this best validation epoch stopped on its epoch budget rather than by early stopping: its
     best epoch is later than `epochs - patience`, so the patience had not run out (scalars or arrays)."""
@@ -186,11 +195,7 @@ def train_model(model, train_views, valid_views, valid_targets, valid_candidates
 
     history, start_epoch, best, best_epoch, waited = [], 1, -1.0, 0, 0
     last = run_dir / "last.safetensors"
-    # a run resumes where the model and every setting but the epoch budget (and display flags) are the same: an
-    # interrupted run continues, and a finished one given more epochs trains on from its last epoch
-    settings = {k: v for k, v in asdict(config).items() if k not in ("epochs", "progress", "resume")}
-    settings["device"] = str(device).split(":")[0]   # where it runs ("auto" on a CPU machine resumes a "cpu" run)
-    signature = {"config": json.loads(json.dumps(settings)), "model": model_signature(model)}
+    signature = run_signature(model, config)
     if config.resume and last.is_file():
         meta = read_meta(last)
         if {k: meta.get(k) for k in signature} == signature:

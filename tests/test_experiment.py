@@ -262,3 +262,24 @@ def test_a_partial_rerun_keeps_every_variant_in_its_place(tmp_path):
     (tmp_path / "variants.json").write_text(json.dumps({"pop": "a", "sasrec": "b", "llmemf": "c"}))
     record = _merged_record(tmp_path / "variants.json", {"pop": "A", "c2dsr": "D"}, {"pop", "c2dsr"})
     assert list(record.items()) == [("pop", "A"), ("sasrec", "b"), ("llmemf", "c"), ("c2dsr", "D")]
+
+
+def test_a_runs_folder_is_named_by_what_it_runs_not_by_how_its_overrides_are_spelled():
+    """Overrides that leave the model as it is (a default written out) share the folder, and so resume each other's
+    checkpoints; two protocols of one variant (batch 64 and 128) do not, where they overwrote each other's."""
+    from llmemf_lite.experiment import RunSpec, _slug, train_config
+    from llmemf_lite.models import build_model
+    from tests.helpers_small import small_world
+
+    ds, *_ = small_world()
+    cfg = ExperimentConfig(name="t", synthetic=SMALL, max_len=20)
+
+    def slug(spec, cfg=cfg):
+        return _slug(spec, build_model(spec.model, ds.space, max_len=20, **spec.overrides), train_config(cfg, spec, 0))
+
+    plain, spelled = RunSpec("a", "llmemf_id", {}), RunSpec("b", "llmemf_id", {"fusion": "network", "dropout": 0.2})
+    assert slug(plain) == slug(spelled) == slug(plain, replace(cfg, epochs=40))   # the budget: resumed, not a new run
+    assert slug(plain) != slug(plain, replace(cfg, batch_size=128))
+    assert slug(plain) != slug(RunSpec("c", "llmemf_id", {"dropout": 0.5}))
+    assert slug(plain) != slug(RunSpec("d", "llmemf_id", train={"lr": 1e-3}))
+    assert slug(plain).startswith("llmemf_id-")
