@@ -130,8 +130,8 @@ def run_diagnostic(name: str, config: DiagnosticsConfig = DiagnosticsConfig(), o
     specs = [s for s in EXPERIMENTS[name] if only is None or s.label.startswith(only)]
     pair, source = data_of(name)
     cfg = ExperimentConfig(name=f"diagnostics/{name}", source=source, domain_pair=pair,
-                           data_dir={"synthetic": None, "food_kitchen": config.data_dir,
-                                     "movie_book": config.movie_book_dir}["synthetic" if source == "synthetic" else pair],
+                           data_dir=None if source == "synthetic" else
+                           {"food_kitchen": config.data_dir, "movie_book": config.movie_book_dir}[pair],
                            seeds=config.seeds, epochs=config.epochs, patience=config.patience,
                            batch_size=config.batch_size, workers=config.workers, progress=config.progress)
     return run_experiment(cfg, specs)

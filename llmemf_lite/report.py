@@ -331,6 +331,7 @@ def diagnostic_summary(name: str, root: Path | None = None) -> pd.DataFrame | No
     at the best epoch, best and last epoch (a best epoch within `patience` of the budget is budget-limited: the
     run stopped on its budget, not on the validation score), and test NDCG@10 per domain (sampled protocol), mean
     and std over seeds. None where the experiment has not run."""
+    from .diagnostics import EXPERIMENTS
     from .train import budget_limited
 
     folder = diagnostic_folder(root or results_dir(), name)
@@ -341,8 +342,6 @@ def diagnostic_summary(name: str, root: Path | None = None) -> pd.DataFrame | No
     setting = json.loads((folder / "setting.json").read_text())
     budget, patience = setting["epochs"], setting["patience"]
     rows = []
-    from .diagnostics import EXPERIMENTS
-
     for label in dict.fromkeys(spec.label for spec in EXPERIMENTS[name]):
         runs = history[history["label"] == label]
         if runs.empty:
