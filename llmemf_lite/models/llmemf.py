@@ -215,7 +215,7 @@ class LLMEMF(SequentialModel):
             # those it has (under "model" a Movie-Book Book, which has no text, scores twice its ID part). A factor
             # of exactly 1 for an item with every channel, so there both scales train the same model bit for bit
             w = w * (have.sum(-1, keepdim=True) / len(vecs))
-        return torch.cat([v * w[..., c:c + 1] for c, v in enumerate(vecs)], -1), torch.stack(masks).any(0)
+        return torch.cat([v * w[..., c:c + 1] for c, v in enumerate(vecs)], -1), have.any(-1)
 
     @property
     def networks(self) -> list[MultipleAttention]:
