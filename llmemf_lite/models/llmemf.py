@@ -192,9 +192,9 @@ class LLMEMF(SequentialModel):
         # the item streams that are scored apart (channel names per stream): under fusion="network" with a joint
         # content network, the IDs and the item's content; else every channel alone
         names = list(self.channels)
-        content = [n for n in names if n != "id"]
-        joint = config.fusion == "network" and config.content_network == "joint" and len(content) > 1
-        self.stream_groups = ([[n] for n in names if n == "id"] + [content]) if joint else [[n] for n in names]
+        modalities = [n for n in names if n != "id"]
+        joint = config.fusion == "network" and config.content_network == "joint" and len(modalities) > 1
+        self.stream_groups = ([[n] for n in names if n == "id"] + [modalities]) if joint else [[n] for n in names]
         self.score_fusion = config.fusion in ("score", "network") and len(self.stream_groups) > 1
         # fusion="network": one sequence network per stream, each reading that stream alone
         self.per_channel = self.score_fusion and config.fusion == "network"
