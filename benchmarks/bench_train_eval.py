@@ -94,6 +94,8 @@ def commit(root: Path | None = None) -> str:
 MODELS = (("gru4rec", "gru4rec", {}), ("sasrec", "sasrec", {}), ("bert4rec", "bert4rec", {}), ("c2dsr", "c2dsr", {}),
           ("c2dsr_project_width", "c2dsr", {"d": 64, "max_len": 50}), ("llmemf_id", "llmemf_id", {}),
           ("llmemf", "llmemf", {}),   # the default: one network per channel, content networks 1 block deep
+          # one content network over image + text summed (where there are both: the default world)
+          ("llmemf_joint_content_network", "llmemf", {"content_network": "joint"}),
           # the other fusion levels and forms measured in docs/diagnostics.md section 7
           ("llmemf_score_fusion", "llmemf", {"fusion": "score"}),
           ("llmemf_representation_fusion", "llmemf", {"fusion": "representation"}),
@@ -131,6 +133,8 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     models, optims = {}, {}
     for label, name, overrides in MODELS:   # (row label, model name, its overrides)
+        if "content_network" in overrides and "image" not in feats.vectors:
+            continue   # with one content modality the same model as the default, bit for bit
         if "image" not in feats.vectors and name == "llmemf":
             overrides = {**overrides, "use_image": False}
         models[label] = build_model(name, space, feats, train_sequences=train_seqs, **overrides).to(device)

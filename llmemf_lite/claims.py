@@ -151,11 +151,6 @@ SETTING_DIFFERENCES = """## What differs from the paper's setting
 - **CLIP has no pretrained weights in these runs** (they ran offline, with no model hub): the image and CLIP-text
   vectors come from open_clip's real ViT-B/32 architecture with random weights. They carry no pretrained semantics; any effect of
   "images" on the synthetic world comes from a random projection of the pictures' colours and shapes.
-- **The real Movie–Book ablation verdicts are of LLM-EMF's earlier form**: "text helps", "LLM-enriched text helps
-  more than raw titles" and "cross-domain attention helps" on Movie–Book come from notebook 05 runs of model version
-  3's first default (one network over the fused item vector, `fusion="score"`); the model is now one network per
-  channel, and those runs are not repeated with it yet. Food–Kitchen's notebook 05 verdicts and every notebook 04
-  claim are the current model's.
 - **The real data has no images offline** (neither pair): its image channel is empty, so "images help" cannot be
   tested on it.
 - **The real Movie–Book release is partial**: its Book-only training users (124,889, `train_B.txt`) and its Book

@@ -98,6 +98,9 @@ EXPERIMENTS: dict[str, list[RunSpec]] = {
         RunSpec("llmemf, one network over the fused item (score fusion)", "llmemf", {"fusion": "score"}),
         RunSpec("llmemf, one network per channel", "llmemf", {"fusion": "network", "content_blocks": None}),
         RunSpec("llmemf, one network per channel, content networks 1 block (the default)", "llmemf", {}),
+        # issue 19's 0.4x SASRec with three channels: one content network over image + text beside the ID network
+        RunSpec("llmemf, one ID network and one joint content network of 1 block", "llmemf",
+                {"content_network": "joint"}),
     ],
     "fused_scale_movie_book": [   # Books have no text: is their fused score, twice its ID part, why they trail?
         # the first is notebook 04's llmemf row on this pair (the default), same protocol

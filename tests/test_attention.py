@@ -54,7 +54,7 @@ def test_user_attention_is_the_hooks_last_blocks_trimmed_to_the_users_items():
         model.score_all(views)
     maps = model.attention_maps("text")
     model.record_attention(False)
-    last = len(model.networks[model.stream_names.index("text")].blocks) - 1   # the text network's last block
+    last = len(model.networks[model.stream_index("text")].blocks) - 1   # the text network's last block
     assert np.array_equal(ua.domain[1], maps[f"domain1.{last}"][0].numpy()[-k[1]:, -k[1]:])
     assert np.array_equal(ua.mixed, maps[f"mixed.{last}"][0].numpy()[-m:, -m:])
     per_domain = build_model("llmemf", ds.space, ground_truth_features(ds), max_len=20, cross_domain=False).eval()

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from llmemf_lite.batching import evaluation_views
-from llmemf_lite.models import MODELS, build_model
+from llmemf_lite.models import MODELS, ItemFeatures, build_model
 from tests.helpers_small import ground_truth_features, small_world
 
 VARIANTS = [("sasrec", {}), ("sasrec_domain", {}), ("gru4rec", {}), ("gru4rec_domain", {}),
@@ -54,7 +54,7 @@ def test_missing_modality_is_masked_not_scored(fusion):
     torch.testing.assert_close(before, after)
     if fusion != "representation":   # and its score is the weighted mean of the streams it has, not dragged towards zero
         w = torch.nn.functional.softplus(model.stream_weight)
-        assert w.shape == (3,)
+        assert model.stream_names == ["id", "image", "text"] and w.shape == (3,)
 
 
 def test_fused_scale_item_scores_an_item_lacking_a_channel_like_the_sum_of_those_it_has():
@@ -348,6 +348,50 @@ def test_network_fusion_runs_one_network_per_channel_on_that_channel_alone():
     text_maps, id_maps = model.attention_maps("text"), model.attention_maps(0)
     assert not torch.equal(text_maps["mixed.0"], id_maps["mixed.0"])
     assert set(text_maps) < set(id_maps) and "mixed.1" in id_maps and "mixed.1" not in text_maps   # 1 block, 2
+
+
+def test_joint_content_network_reads_the_sum_of_the_modalities_an_item_has():
+    """content_network="joint" (a measured alternative, docs/diagnostics.md section 7): one network over the IDs and
+    one over the item's content, its image
+    and text projections summed where the item has them; an item lacking its image has its text alone as content
+    (not a zero image added), and the content network is the only one a change of the text vectors moves. With one
+    content modality (the real data's text) the joint and per-modality models are one model, bit for bit."""
+    ds, train, valid, _, _ = small_world()
+    feats = ground_truth_features(ds)
+    torch.manual_seed(0)
+    model = build_model("llmemf", ds.space, feats, max_len=20, content_network="joint").eval()
+    assert model.stream_names == ["id", "image+text"] and model.stream_index("text") == model.stream_index("image") == 1
+    with pytest.raises(ValueError, match="no item stream reads 'audio'"):
+        model.stream_index("audio")
+    ids = torch.arange(ds.space.n_items)
+    with torch.no_grad(), model.item_tables():
+        (_, _), (content, has) = model._stream_items(ids)
+        image, text = model.channels["image"](ids)[0], model.channels["text"](ids)[0]
+    torch.testing.assert_close(content, image + text)
+    lacking = torch.as_tensor(~feats.masks["image"] & feats.masks["text"])
+    assert lacking.sum() > 10 and torch.equal(content[lacking], text[lacking]) and has[lacking].all()
+    t = model.tensors(valid.take(np.arange(6)), "cpu")
+    d = model.config.d
+    with torch.no_grad():
+        with model.item_tables():
+            before = model.preferences(t)
+        model.channels["text"].vectors.mul_(-3.0)
+        with model.item_tables():
+            after = model.preferences(t)
+    for b, a in zip(before, after):
+        assert b.shape[-1] == 2 * d
+        torch.testing.assert_close(b[..., :d], a[..., :d])
+        assert (b[..., d:] - a[..., d:]).abs().max() > 1e-3
+
+    text_only = ItemFeatures().add("text", feats.vectors["text"], feats.masks["text"])
+    batch, losses, scores = train.take(np.arange(16)), [], []
+    for content_network in ("per_modality", "joint"):
+        torch.manual_seed(0)
+        m = build_model("llmemf", ds.space, text_only, max_len=20, use_image=False, content_network=content_network)
+        assert m.stream_names == ["id", "text"]
+        losses.append(m(batch, "cpu", torch.Generator().manual_seed(0)))
+        scores.append(m.eval().score_all(valid.take(np.arange(5))))
+    assert torch.equal(losses[0], losses[1]) and torch.equal(scores[0], scores[1])
 
 
 def test_network_fusion_checkpoints_round_trip(tmp_path):

@@ -24,6 +24,11 @@ projection is not added to its input, and that modality's score is left out of i
   Where every item has every channel (the default world, real Food-Kitchen) the two are one model, bit for bit.
   CHOICE the content channels' networks one block deep (`content_blocks=1`; the first channel's network, the ID
   network where IDs are used, keeps `n_blocks`).
+  CHOICE one network per content modality (`content_network="per_modality"`). `"joint"` runs one content network
+  over the sum of an item's projected image and text beside the ID network, scored as two streams: with three
+  channels it trains faster (two networks, users 2d wide instead of 3d) but lost accuracy on the default world
+  (docs/diagnostics.md section 7), as the fused item vector did; with one content modality (the real data's text)
+  the two are one model, bit for bit.
   MEASURED (real Food-Kitchen, ID + MiniLM titles, 3 seeds, docs/diagnostics.md section 7): test NDCG@10 sampled
   0.296 / 0.277, full 0.095 / 0.040: within the seed spread of model version 2 in three cells and below it in Food
   under full ranking by the spread's width (-0.013 +- 0.013; a paired bootstrap over the test cases puts that
@@ -98,10 +103,13 @@ class LLMEMFConfig:
     content_blocks: int | None = 1   # fusion="network": blocks of the content channels' networks (None: n_blocks)
     fused_scale: str = "model"       # FUSED_SCALES: a fused score is n times the weighted mean of the item's channels,
                                      # n the number of channels the model has ("model") or the item has ("item")
+    content_network: str = "per_modality"   # CONTENT_NETWORKS, fusion="network": one network per content modality,
+                                            # or one over the item's projected image and text summed ("joint")
 
 
 FUSIONS = ("network", "score", "representation")
 FUSED_SCALES = ("model", "item")
+CONTENT_NETWORKS = ("per_modality", "joint")
 
 
 class MultipleAttention(nn.Module):
@@ -174,16 +182,24 @@ class LLMEMF(SequentialModel):
             raise ValueError(f"fusion must be one of {FUSIONS}, got {config.fusion!r}")
         if config.fused_scale not in FUSED_SCALES:
             raise ValueError(f"fused_scale must be one of {FUSED_SCALES}, got {config.fused_scale!r}")
+        if config.content_network not in CONTENT_NETWORKS:
+            raise ValueError(f"content_network must be one of {CONTENT_NETWORKS}, got {config.content_network!r}")
         self.config = config
         self.channels = item_channels(space.n_items, config.d, features, use_id=config.use_id,
                                       use_image=config.use_image, use_text=config.use_text,
                                       dropout=config.dropout if config.content_dropout is None
                                       else config.content_dropout)
-        self.score_fusion = config.fusion in ("score", "network") and len(self.channels) > 1
-        # fusion="network": one sequence network per channel, each reading that channel alone (version 2's level)
+        # the item streams that are scored apart (channel names per stream): under fusion="network" with a joint
+        # content network, the IDs and the item's content; else every channel alone
+        names = list(self.channels)
+        modalities = [n for n in names if n != "id"]
+        joint = config.fusion == "network" and config.content_network == "joint" and len(modalities) > 1
+        self.stream_groups = ([[n] for n in names if n == "id"] + [modalities]) if joint else [[n] for n in names]
+        self.score_fusion = config.fusion in ("score", "network") and len(self.stream_groups) > 1
+        # fusion="network": one sequence network per stream, each reading that stream alone
         self.per_channel = self.score_fusion and config.fusion == "network"
         if self.score_fusion:
-            C, d = len(self.channels), config.d
+            C, d = len(self.stream_groups), config.d
             if not self.per_channel:
                 self.user_heads = nn.Linear(d, C * d, bias=False)   # u -> [U_c u]_c, each U_c the identity at first
                 with torch.no_grad():
@@ -193,18 +209,32 @@ class LLMEMF(SequentialModel):
         self.network = MultipleAttention(config)   # fusion="network": the first channel's, the others' after it
         content = config if config.content_blocks is None else replace(config, n_blocks=config.content_blocks)
         self.more_networks = nn.ModuleList(MultipleAttention(content)
-                                           for _ in range(len(self.channels) - 1 if self.per_channel else 0))
+                                           for _ in range(len(self.stream_groups) - 1 if self.per_channel else 0))
         self._recorded_time: torch.Tensor | None = None   # the views' domain_time of the last recorded forward
 
     def _input_items(self, ids: torch.Tensor) -> torch.Tensor:
         """ids -> the fused item vectors [.., d]: the sum of the channels each item has."""
         return sum(channel(ids)[0] for channel in self.channels.values())
 
+    def _stream_items(self, ids: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """ids -> per stream (vectors [.., d], mask [..]): a stream of one channel is that channel; a joint content
+        stream sums the projections the item has (a missing modality is masked, not added) and is present where
+        any of them is."""
+        out = []
+        for group in self.stream_groups:
+            parts = [self.channels[name](ids) for name in group]
+            vec, mask = parts[0]
+            for v, m in parts[1:]:
+                vec, mask = vec + v, mask | m
+            out.append((vec, mask))
+        return out
+
     def _output_items(self, ids: torch.Tensor):
-        """ids -> (item vectors as the users score them, mask): under score fusion [w_ci v_ci]_c of width C * d."""
+        """ids -> (item vectors as the users score them, mask): under score fusion [w_ci v_ci]_c of width C * d,
+        c over the streams."""
         if not self.score_fusion:
             return self._input_items(ids), torch.ones_like(ids, dtype=torch.bool)
-        vecs, masks = zip(*(channel(ids) for channel in self.channels.values()))
+        vecs, masks = zip(*self._stream_items(ids))
         have = torch.stack(masks, -1)                                                  # [.., C]
         w = F.softplus(self.stream_weight) * have.float()
         # C times the weighted mean: at equal weights and U_c = I an item with every channel scores <u, sum_c v_c>,
@@ -228,8 +258,7 @@ class LLMEMF(SequentialModel):
         the per-channel parts [u_c]_c: U_c u of one network over the fused item vectors, or (fusion="network") each
         channel's own network over that channel's vectors."""
         if self.per_channel:
-            outs = [net(channel(t["mixed"])[0], t, last_only)
-                    for net, channel in zip(self.networks, self.channels.values())]
+            outs = [net(vec, t, last_only) for net, (vec, _) in zip(self.networks, self._stream_items(t["mixed"]))]
             return [torch.cat([o[0][d] for o in outs], -1) for d in range(2)], torch.cat([o[1] for o in outs], -1)
         prefs, states = self.network(self._input_items(t["mixed"]), t, last_only)
         as_users = self.user_heads if self.score_fusion else (lambda x: x)
@@ -273,15 +302,26 @@ class LLMEMF(SequentialModel):
 
     @property
     def stream_names(self) -> list[str]:
-        """The item channels the network reads; under fusion="network" channel i is read by network i."""
-        return list(self.channels)
+        """The item streams scored apart, a joint content stream named by its channels ("image+text"); under
+        fusion="network" stream i is read by network i."""
+        return ["+".join(group) for group in self.stream_groups]
+
+    def stream_index(self, stream: int | str) -> int:
+        """The index of a stream given as an index, a name of `stream_names` or a channel it reads ("text" is the
+        joint content stream "image+text" where there is one)."""
+        if isinstance(stream, int):
+            return stream
+        for i, group in enumerate(self.stream_groups):
+            if stream == "+".join(group) or stream in group:
+                return i
+        raise ValueError(f"no item stream reads {stream!r}; this model's streams are {self.stream_names}")
 
     def attention_maps(self, stream: int | str = 0) -> dict[str, torch.Tensor]:
         """The last recorded weights [B, Lq, Lk] (see the module docstring) of one network: under fusion="network"
-        the one of channel `stream` (an index or a name of `stream_names`); else the one network, which reads every
-        channel."""
+        the one of `stream` (`stream_index`: an index, a stream's name or a channel it reads); else the one
+        network, which reads every channel."""
         if self.per_channel:
-            net = self.networks[self.stream_names.index(stream) if isinstance(stream, str) else stream]
+            net = self.networks[self.stream_index(stream)]
         else:
             net = self.network
         maps = {}
