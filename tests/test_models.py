@@ -352,15 +352,16 @@ def test_network_fusion_runs_one_network_per_channel_on_that_channel_alone():
 
 def test_joint_content_network_reads_the_sum_of_the_modalities_an_item_has():
     """content_network="joint" (a measured alternative, docs/diagnostics.md section 7): one network over the IDs and
-    one over the item's content, its image
-    and text projections summed where the item has them; an item lacking its image has its text alone as content
-    (not a zero image added), and the content network is the only one a change of the text vectors moves. With one
-    content modality (the real data's text) the joint and per-modality models are one model, bit for bit."""
+    one over the item's content, its image and text projections summed where the item has them; an item lacking its
+    image has its text alone as content (not a zero image added), and the content network is the only one a change
+    of the text vectors moves. With one content modality (the real data's text) the joint and per-modality models
+    are one model, bit for bit."""
     ds, train, valid, _, _ = small_world()
     feats = ground_truth_features(ds)
     torch.manual_seed(0)
     model = build_model("llmemf", ds.space, feats, max_len=20, content_network="joint").eval()
-    assert model.stream_names == ["id", "image+text"] and model.stream_index("text") == model.stream_index("image") == 1
+    assert model.stream_names == ["id", "image+text"]
+    assert model.stream_index("text") == model.stream_index("image") == model.stream_index("image+text") == 1
     with pytest.raises(ValueError, match="no item stream reads 'audio'"):
         model.stream_index("audio")
     ids = torch.arange(ds.space.n_items)
