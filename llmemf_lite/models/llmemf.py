@@ -212,22 +212,23 @@ class LLMEMF(SequentialModel):
                                            for _ in range(len(self.stream_groups) - 1 if self.per_channel else 0))
         self._recorded_time: torch.Tensor | None = None   # the views' domain_time of the last recorded forward
 
+    def _summed(self, ids: torch.Tensor, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """ids -> (the sum of these channels' vectors [.., d], where the item has any of them [..]): each channel's
+        vector is already zero where the item lacks it, so a missing modality is left out, not added."""
+        parts = [self.channels[name](ids) for name in names]
+        vec, mask = parts[0]
+        for v, m in parts[1:]:
+            vec, mask = vec + v, mask | m
+        return vec, mask
+
     def _input_items(self, ids: torch.Tensor) -> torch.Tensor:
         """ids -> the fused item vectors [.., d]: the sum of the channels each item has."""
-        return sum(channel(ids)[0] for channel in self.channels.values())
+        return self._summed(ids, list(self.channels))[0]
 
     def _stream_items(self, ids: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """ids -> per stream (vectors [.., d], mask [..]): a stream of one channel is that channel; a joint content
-        stream sums the projections the item has (a missing modality is masked, not added) and is present where
-        any of them is."""
-        out = []
-        for group in self.stream_groups:
-            parts = [self.channels[name](ids) for name in group]
-            vec, mask = parts[0]
-            for v, m in parts[1:]:
-                vec, mask = vec + v, mask | m
-            out.append((vec, mask))
-        return out
+        stream is the sum of the modalities the item has, present where any of them is."""
+        return [self._summed(ids, group) for group in self.stream_groups]
 
     def _output_items(self, ids: torch.Tensor):
         """ids -> (item vectors as the users score them, mask): under score fusion [w_ci v_ci]_c of width C * d,
