@@ -28,8 +28,8 @@ reproduce: env
 ## the same sequence on the two real Amazon pairs (LLMCDSR releases in ../shared/data), every model tuned
 REAL_PARAMS = -p source llmcdsr -p device $(REAL_DEVICE) -p limit all -p dtype $(REAL_ENRICH_DTYPE) -p tuned True -p seeds 0,1,2 -p models pop,gru4rec,sasrec,bert4rec,c2dsr,llmemf_id,llmemf,ifcdsr,hafvt
 reproduce-real: env
-	$(PY) -m llmemf_lite.pipeline --out runs/food_kitchen_real -p domain_pair food_kitchen -p data_dir $(SHARED_DATA)/food-kitchen $(REAL_PARAMS)
-	$(PY) -m llmemf_lite.pipeline --out runs/movie_book_real -p domain_pair movie_book -p data_dir $(SHARED_DATA)/movie-book $(REAL_PARAMS)
+	$(PY) -m llmemf_lite.pipeline --out runs/food_kitchen_real --record results/reproduce_real.json -p domain_pair food_kitchen -p data_dir $(SHARED_DATA)/food-kitchen $(REAL_PARAMS)
+	$(PY) -m llmemf_lite.pipeline --out runs/movie_book_real --record results/reproduce_real.json -p domain_pair movie_book -p data_dir $(SHARED_DATA)/movie-book $(REAL_PARAMS)
 
 ## unit tests + every committed notebook re-executed and compared with its committed outputs
 test: env

@@ -18,7 +18,7 @@ import json
 
 import pandas as pd
 
-from bench_train_eval import commit, machine
+from llmemf_lite.provenance import commit, machine
 from llmemf_lite.paths import results_dir
 from llmemf_lite.report import seconds_to_best
 

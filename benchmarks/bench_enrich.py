@@ -121,7 +121,7 @@ def compare_dtypes(args) -> None:
     import tempfile
     from dataclasses import replace
 
-    from bench_train_eval import commit, machine
+    from llmemf_lite.provenance import commit, machine
 
     import llmemf_lite as L
     from llmemf_lite.enrich import enrich_dataset

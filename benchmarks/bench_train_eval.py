@@ -15,11 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,7 +24,8 @@ from llmemf_lite.batching import evaluation_views, training_views
 from llmemf_lite.data.build import build_dataset
 from llmemf_lite.evaluate import EvalConfig, evaluate_ranking, sample_candidates
 from llmemf_lite.models import ItemFeatures, build_model
-from llmemf_lite.paths import project_root, results_dir
+from llmemf_lite.paths import results_dir
+from llmemf_lite.provenance import commit, machine
 
 def per_case_loop(model, views, targets, candidates, device="cpu"):
     """(candidates above the target, tied with it, and the smallest |score gap| between the target and a
@@ -56,37 +53,6 @@ def rank_agreement(batched: tuple, looped: tuple, gaps: np.ndarray) -> tuple[np.
     within NEAR_TIE of the target (a near tie the two summation orders break apart)."""
     same = (np.asarray(batched[0]) == looped[0]) & (np.asarray(batched[1]) == looped[1])
     return same, ~same & (gaps < NEAR_TIE)
-
-
-def machine() -> str:
-    """The CPU's model, family and vector extension, and the core count ("AMD EPYC (family 25, AVX-512), 2 cores")."""
-    info = Path("/proc/cpuinfo")
-    lines = info.read_text().splitlines() if info.is_file() else []
-
-    def field(key: str, default: str = "") -> str:
-        return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(key)), default)
-    flags = field("flags").split()
-    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return f"{field('model name', platform.processor())} (family {field('cpu family', '?')}, {vector}), " \
-        f"{os.cpu_count()} cores"
-
-
-BENCHMARK_OUTPUTS = ("results", "figures")   # what the benchmarks write: a change there is not a change of code
-
-
-def commit(root: Path | None = None) -> str:
-    """The checkout's commit, with "-dirty" where a tracked file outside BENCHMARK_OUTPUTS differs from it, so a
-    benchmark run after another one (which wrote its JSON into results/) still records a clean commit."""
-    root = root or project_root()
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-    try:
-        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".",
-                      *(f":(exclude){folder}" for folder in BENCHMARK_OUTPUTS))
-        return git("rev-parse", "--short", "HEAD") + ("-dirty" if changed else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 # c2dsr: its paper's d = 256 and window 15 (its defaults); c2dsr_project_width: the tuning grid's main points

@@ -9,15 +9,23 @@ type of the declared default (`-p epochs abc`), stops the run before it starts. 
 "2014" where the default is a string.
 A progress line is printed per notebook; a failure names the notebook and the cell, and stops the run.
 `--in-place` executes the committed notebooks themselves (to refresh their outputs).
+`--record PATH` appends one entry per notebook run to the JSON list at PATH (`record_entry`: the notebook, its
+parameters, when it started, its wall seconds, done or failed, the machine and the commit); `make reproduce-real`
+records into results/reproduce_real.json, so its time stage by stage is measured wherever it runs, and a stopped
+and resumed run adds its later stages as entries of a later invocation.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
+import signal
 import sys
 import time
 from pathlib import Path
 
 from .paths import project_root, resolve
+from .provenance import commit, machine
 
 
 def notebook_sequence(folder: str | Path | None = None) -> list[Path]:
@@ -112,13 +120,27 @@ def shown_parameters(params: dict) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in params.items()) or "defaults"
 
 
+def record_entry(record: Path, entry: dict) -> None:
+    """Append `entry` to the JSON list in `record` (made where absent; a file that is not such a list is an error
+    naming it, never overwritten)."""
+    entries = []
+    if record.is_file():
+        entries = json.loads(record.read_text() or "[]")
+        if not isinstance(entries, list):
+            raise SystemExit(f"{record}: expected a JSON list of pipeline timing entries, found "
+                             f"{type(entries).__name__}")
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(entries + [entry], indent=1) + "\n")
+
+
 def run_pipeline(output_dir: str | Path | None, parameters: dict | None = None, stages: list[str] | None = None,
                  in_place: bool = False, notebooks_dir: str | Path | None = None, *,
-                 from_text: bool = False) -> list[Path]:
+                 from_text: bool = False, record: str | Path | None = None) -> list[Path]:
     """Execute the numbered notebooks of `notebooks_dir` (default notebooks/) in order; returns the executed paths.
     Every parameter is checked against the type of each declared default before anything runs (from_text: the
     values are command-line texts, read as those types; see `notebook_value`). Raises SystemExit naming the
-    parameter that does not fit, or the notebook and cell where one fails (the later ones are not run)."""
+    parameter that does not fit, or the notebook and cell where one fails (the later ones are not run).
+    `record`: a JSON list that gets one entry per notebook run (`record_entry`), a failed one too."""
     import papermill as pm
 
     values = notebook_parameters(parameters or {}, stages, notebooks_dir, from_text=from_text)
@@ -127,22 +149,38 @@ def run_pipeline(output_dir: str | Path | None, parameters: dict | None = None, 
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
     written = []
+    record = resolve(record) if record else None
+    invocation = {"invoked": _utc_now(), "out": str(out_dir or "in place"), "machine": machine(), "commit": commit()}
     for i, nb in enumerate(notebooks, 1):
         params = values[nb]
         target = nb if in_place else out_dir / nb.name
         shown = shown_parameters(params)
         print(f"[{i}/{len(notebooks)}] {nb.name} ({shown}) ...", flush=True)
-        start = time.perf_counter()
+        start, started = time.perf_counter(), _utc_now()
+
+        def note(status: str) -> None:
+            if record:
+                record_entry(record, {**invocation, "notebook": nb.name, "parameters": params, "started": started,
+                                      "seconds": round(time.perf_counter() - start, 1), "status": status})
         try:
             # the kernel's own log (a TCP-transport warning at each start) is held back; what the notebook's code
             # prints or warns still lands in the executed notebook
             pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(nb.parent), progress_bar=False,
                                 kernel_name="python3", extra_arguments=["--IPKernelApp.log_level=ERROR"])
         except pm.PapermillExecutionError as e:
+            note("failed")
             raise SystemExit(failure_message(nb.name, target, e)) from None
+        except BaseException:       # stopped (Ctrl-C, a kill) or broken otherwise: the time it ran is still recorded
+            note("stopped")
+            raise
+        note("done")
         print(f"[{i}/{len(notebooks)}] {nb.name} done in {time.perf_counter() - start:.1f} s -> {target}", flush=True)
         written.append(target)
     return written
+
+
+def _utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                          "3, 1e-3, a string), and as papermill reads -p where the default is None (null, [lists])")
     ap.add_argument("--stages", default="", help="comma-separated notebook numbers, e.g. 01,04 (default: all)")
     ap.add_argument("--in-place", action="store_true", help="execute the committed notebooks themselves")
+    ap.add_argument("--record", default=None, help="a JSON file to append one timing entry per notebook run to")
     ap.add_argument("--check", action="store_true", help="check the parameters and print what each notebook would "
                                                          "get, without running anything")
     args = ap.parse_args(argv)
@@ -161,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         for nb, params in notebook_parameters(dict(args.parameter), stages, from_text=True).items():
             print(f"{nb.name}: {shown_parameters(params)}")
         return 0
-    run_pipeline(args.out, dict(args.parameter), stages, in_place=args.in_place, from_text=True)
+    # a kill's SIGTERM as an exception, so that the notebook it stopped is recorded with the time it ran
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    run_pipeline(args.out, dict(args.parameter), stages, in_place=args.in_place, from_text=True, record=args.record)
     return 0
 
 

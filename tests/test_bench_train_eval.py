@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from bench_train_eval import NEAR_TIE, commit, rank_agreement  # noqa: E402
+from bench_train_eval import NEAR_TIE, rank_agreement  # noqa: E402
+from llmemf_lite.provenance import commit  # noqa: E402
 
 
 def test_a_rank_may_differ_between_the_two_evaluation_paths_only_at_a_near_tie():

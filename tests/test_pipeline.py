@@ -38,10 +38,15 @@ def _printed(path) -> str:
 @pytest.mark.slow
 def test_parameters_progress_and_a_failure_named_by_notebook_and_cell(stages, tmp_path, capfd):
     assert [p.name for p in notebook_sequence(stages)] == ["01_first.ipynb", "02_second.ipynb"]
-    out = tmp_path / "out"
+    out, record = tmp_path / "out", tmp_path / "results" / "timings.json"
     with pytest.raises(SystemExit) as failed:
-        run_pipeline(out, {"domain_pair": "movie_book", "epochs": 7}, notebooks_dir=stages)
+        run_pipeline(out, {"domain_pair": "movie_book", "epochs": 7}, notebooks_dir=stages, record=record)
     message = str(failed.value)
+    # the timing record: one entry per notebook run, the failed one too, with its parameters, machine and commit
+    entries = json.loads(record.read_text())
+    assert [(e["notebook"], e["status"]) for e in entries] == [("01_first.ipynb", "done"), ("02_second.ipynb", "failed")]
+    assert entries[0]["parameters"] == {"domain_pair": "movie_book", "epochs": 7} and entries[0]["seconds"] > 0
+    assert entries[0]["invoked"] == entries[1]["invoked"] and "cores" in entries[0]["machine"] and entries[0]["commit"]
     assert "FAILED in 02_second.ipynb" in message and "`x = 1`" in message
     assert "ValueError: stage broke at 1" in message and str(out / "02_second.ipynb") in message
     # each notebook got the parameters it declares, and only those
@@ -53,8 +58,10 @@ def test_parameters_progress_and_a_failure_named_by_notebook_and_cell(stages, tm
     progress = printed.out.splitlines()
     assert progress[0].startswith("[1/2] 01_first.ipynb (domain_pair='movie_book', epochs=7)")
     assert progress[1].startswith("[1/2] 01_first.ipynb done in") and progress[2].startswith("[2/2] 02_second.ipynb")
-    # the stages option runs only the ones named
-    assert [p.name for p in run_pipeline(out, {"epochs": 2}, stages=["01"], notebooks_dir=stages)] == ["01_first.ipynb"]
+    # the stages option runs only the ones named; a later invocation appends to the record
+    assert [p.name for p in run_pipeline(out, {"epochs": 2}, stages=["01"], notebooks_dir=stages,
+                                         record=record)] == ["01_first.ipynb"]
+    assert [e["status"] for e in json.loads(record.read_text())] == ["done", "failed", "done"]
     assert "first: food_kitchen 2" in _printed(out / "01_first.ipynb")
 
 
@@ -88,3 +95,16 @@ def test_make_reproduce_real_hands_every_notebook_parameters_it_declares_and_tha
         assert len(shown) == 6 and all(f"domain_pair='{pair}'" in v and "source='llmcdsr'" in v for v in shown.values())
         assert "limit='all'" in shown["02_llm_enrichment.ipynb"] and "tuned=True" in shown["04_train.ipynb"]
         assert "c2dsr" in shown["04_train.ipynb"] and "tuned=True" in shown["05_ablations.ipynb"]
+        assert command[command.index("--record") + 1] == "results/reproduce_real.json"
+
+
+def test_a_timing_record_that_is_not_a_list_is_an_error_naming_it_and_is_left_as_it_was(tmp_path):
+    from llmemf_lite.pipeline import record_entry
+
+    record = tmp_path / "timings.json"
+    record.write_text('{"notebook": "01"}')
+    with pytest.raises(SystemExit, match=r"timings.json: expected a JSON list .* found dict"):
+        record_entry(record, {"notebook": "02"})
+    assert record.read_text() == '{"notebook": "01"}'
+    record_entry(tmp_path / "new" / "t.json", {"notebook": "02"})
+    assert json.loads((tmp_path / "new" / "t.json").read_text()) == [{"notebook": "02"}]
