@@ -9,10 +9,10 @@ type of the declared default (`-p epochs abc`), stops the run before it starts. 
 "2014" where the default is a string.
 A progress line is printed per notebook; a failure names the notebook and the cell, and stops the run.
 `--in-place` executes the committed notebooks themselves (to refresh their outputs).
-`--record PATH` appends one entry per notebook run to the JSON list at PATH (`record_entry`: the notebook, its
-parameters, when it started, its wall seconds, done or failed, the machine and the commit); `make reproduce-real`
-records into results/reproduce_real.json, so its time stage by stage is measured wherever it runs, and a stopped
-and resumed run adds its later stages as entries of a later invocation.
+`--record PATH` appends one entry per notebook run to the JSON list at PATH (`recorded`: the notebook, its
+parameters, when it started, its wall seconds, running / done / failed / stopped, the machine and the commit);
+`make reproduce-real` records into results/reproduce_real.json, so its time stage by stage is measured wherever it
+runs: a stopped run keeps the time it ran, and its resumed run is a later entry (`report.reproduce_real` adds them).
 """
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ import datetime
 import json
 import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from .paths import project_root, resolve
@@ -120,17 +122,60 @@ def shown_parameters(params: dict) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in params.items()) or "defaults"
 
 
-def record_entry(record: Path, entry: dict) -> None:
-    """Append `entry` to the JSON list in `record` (made where absent; a file that is not such a list is an error
-    naming it, never overwritten)."""
+HEARTBEAT_S = 60.0   # how often a running notebook's entry in the timing record has its seconds refreshed
+
+
+def record_entry(record: Path, entry: dict, index: int | None = None) -> int:
+    """Append `entry` to the JSON list in `record` (made where absent), or put it in place of the entry at `index`;
+    returns its index. A file that is not such a list is an error naming it, never overwritten. Written to a
+    temporary file and renamed, so a run killed while writing leaves the record whole."""
     entries = []
     if record.is_file():
         entries = json.loads(record.read_text() or "[]")
         if not isinstance(entries, list):
             raise SystemExit(f"{record}: expected a JSON list of pipeline timing entries, found "
                              f"{type(entries).__name__}")
+    if index is None:
+        index = len(entries)
+        entries.append(entry)
+    else:
+        entries[index] = entry
     record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(entries + [entry], indent=1) + "\n")
+    partial = record.with_name(record.name + ".partial")
+    partial.write_text(json.dumps(entries, indent=1) + "\n")
+    partial.replace(record)
+    return index
+
+
+@contextmanager
+def recorded(record: Path | None, entry: dict):
+    """Time the block as one entry of `record` (none where None). The entry is written at once with status
+    "running", and its seconds are refreshed every HEARTBEAT_S, so a run killed outright keeps the time it had run
+    (to within HEARTBEAT_S); at the end the status is "done", or what the block set in the yielded dict's "status"
+    ("failed": the notebook's own error), or "stopped" (anything else that ended it: Ctrl-C, SIGTERM)."""
+    outcome = {"status": "stopped"}
+    if record is None:
+        yield outcome
+        return
+    start = time.perf_counter()
+    index = record_entry(record, {**entry, "seconds": 0.0, "status": "running"})
+    beating = threading.Event()
+
+    def write(status: str) -> None:
+        record_entry(record, {**entry, "seconds": round(time.perf_counter() - start, 1), "status": status}, index)
+
+    def beat() -> None:
+        while not beating.wait(HEARTBEAT_S):
+            write("running")
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield outcome
+        outcome["status"] = "done"
+    finally:
+        beating.set()
+        thread.join()
+        write(outcome["status"])
 
 
 def run_pipeline(output_dir: str | Path | None, parameters: dict | None = None, stages: list[str] | None = None,
@@ -140,7 +185,7 @@ def run_pipeline(output_dir: str | Path | None, parameters: dict | None = None, 
     Every parameter is checked against the type of each declared default before anything runs (from_text: the
     values are command-line texts, read as those types; see `notebook_value`). Raises SystemExit naming the
     parameter that does not fit, or the notebook and cell where one fails (the later ones are not run).
-    `record`: a JSON list that gets one entry per notebook run (`record_entry`), a failed one too."""
+    `record`: a JSON list that gets one entry per notebook run (`recorded`), a failed or stopped one too."""
     import papermill as pm
 
     values = notebook_parameters(parameters or {}, stages, notebooks_dir, from_text=from_text)
@@ -150,33 +195,37 @@ def run_pipeline(output_dir: str | Path | None, parameters: dict | None = None, 
         out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     record = resolve(record) if record else None
-    invocation = {"invoked": _utc_now(), "out": str(out_dir or "in place"), "machine": machine(), "commit": commit()}
+    invocation = {"invoked": _utc_now(), "out": _shown_path(out_dir) if out_dir else "in place",
+                  "machine": machine(), "commit": commit()}
     for i, nb in enumerate(notebooks, 1):
         params = values[nb]
         target = nb if in_place else out_dir / nb.name
         shown = shown_parameters(params)
         print(f"[{i}/{len(notebooks)}] {nb.name} ({shown}) ...", flush=True)
-        start, started = time.perf_counter(), _utc_now()
-
-        def note(status: str) -> None:
-            if record:
-                record_entry(record, {**invocation, "notebook": nb.name, "parameters": params, "started": started,
-                                      "seconds": round(time.perf_counter() - start, 1), "status": status})
-        try:
-            # the kernel's own log (a TCP-transport warning at each start) is held back; what the notebook's code
-            # prints or warns still lands in the executed notebook
-            pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(nb.parent), progress_bar=False,
-                                kernel_name="python3", extra_arguments=["--IPKernelApp.log_level=ERROR"])
-        except pm.PapermillExecutionError as e:
-            note("failed")
-            raise SystemExit(failure_message(nb.name, target, e)) from None
-        except BaseException:       # stopped (Ctrl-C, a kill) or broken otherwise: the time it ran is still recorded
-            note("stopped")
-            raise
-        note("done")
+        start = time.perf_counter()
+        with recorded(record, {**invocation, "notebook": nb.name, "parameters": params,
+                               "started": _utc_now()}) as outcome:
+            try:
+                # the kernel's own log (a TCP-transport warning at each start) is held back; what the notebook's
+                # code prints or warns still lands in the executed notebook
+                pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(nb.parent),
+                                    progress_bar=False, kernel_name="python3",
+                                    extra_arguments=["--IPKernelApp.log_level=ERROR"])
+            except pm.PapermillExecutionError as e:
+                outcome["status"] = "failed"
+                raise SystemExit(failure_message(nb.name, target, e)) from None
         print(f"[{i}/{len(notebooks)}] {nb.name} done in {time.perf_counter() - start:.1f} s -> {target}", flush=True)
         written.append(target)
     return written
+
+
+def _shown_path(path: Path) -> str:
+    """`path` relative to the project root where it lies inside it (a record committed from one checkout names no
+    other checkout's folder)."""
+    try:
+        return str(path.relative_to(project_root().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _utc_now() -> str:

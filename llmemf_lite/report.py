@@ -488,6 +488,63 @@ def benchmark_train_eval(root: Path) -> str:
     return "\n\n".join(parts) if parts else _missing(root / "benchmarks" / "train_eval_<pair>_<source>.json")
 
 
+PAIR_TITLES = {"food_kitchen": "Food–Kitchen", "movie_book": "Movie–Book"}
+
+
+def notebook_times(entries: list[dict]) -> dict:
+    """{(pair, notebook): (seconds, attempts, completed)} from a pipeline timing record (`pipeline.recorded`): a
+    notebook's time is its last completed run plus the interrupted attempts (stopped, failed, or left "running" by
+    a kill) right before it, which that run resumed from their caches; where no run has completed yet, the attempts
+    so far, completed False."""
+    times = {}
+    for e in entries:
+        key = (e["parameters"].get("domain_pair", "?"), e["notebook"])
+        seconds, attempts, completed = times.get(key, (0.0, 0, False))
+        if completed:            # a run after a completed one starts a new count (a re-run, warm or from nothing)
+            seconds, attempts = 0.0, 0
+        times[key] = (seconds + e["seconds"], attempts + 1, e["status"] == "done")
+    return times
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{seconds:.0f} s" if seconds < 60 else f"{minutes} min" if minutes < 60 else \
+        f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def reproduce_real(root: Path) -> str:
+    """`make reproduce-real`'s wall time notebook by notebook and pair, from its timing record
+    (results/reproduce_real.json, `pipeline.py --record`; `notebook_times`), with the total of each pair where every
+    notebook has completed, and "not reached" where one has not."""
+    path = root / "reproduce_real.json"
+    if not path.is_file():
+        return _missing(path)
+    entries = json.loads(path.read_text())
+    times = notebook_times(entries)
+    pairs = list(dict.fromkeys(pair for pair, _ in times))
+    notebooks = sorted({nb for _, nb in times})
+    rows = []
+    for nb in notebooks:
+        row = {"notebook": nb.removesuffix(".ipynb")}
+        for pair in pairs:
+            seconds, attempts, completed = times.get((pair, nb), (0.0, 0, False))
+            row[PAIR_TITLES.get(pair, pair)] = "not run yet" if not attempts else \
+                _duration(seconds) + ("" if completed else " so far, not completed") + \
+                (f" ({attempts} runs, resumed)" if attempts > 1 else "")
+        rows.append(row)
+    total = {"notebook": "**all six**"}
+    for pair in pairs:
+        done = [times[(pair, nb)] for nb in notebooks if times.get((pair, nb), (0, 0, False))[2]]
+        total[PAIR_TITLES.get(pair, pair)] = f"**{_duration(sum(t[0] for t in done))}**" if len(done) == 6 else \
+            f"not reached ({len(done)} of 6 notebooks completed)"
+    rows.append(total)
+    machines = sorted({e["machine"] for e in entries})
+    commits = list(dict.fromkeys(e["commit"] for e in entries))
+    return (markdown(pd.DataFrame(rows)) + f"\n\nWall time per notebook; {'; '.join(machines)}; commits "
+            f"{', '.join(commits)}; {entries[0]['started'][:10]} to {entries[-1]['started'][:10]}; "
+            + _source_line([path], "make reproduce-real"))
+
+
 TABLES = {
     "headline": headline,
     "benchmark_train_eval": benchmark_train_eval,
@@ -515,6 +572,7 @@ TABLES = {
     "default_claims": lambda root: claims_table(root, "food_kitchen_synthetic"),
     "default_06": lambda root: attention_06(root, "food_kitchen_synthetic"),
     "setting_differences": setting_differences,
+    "reproduce_real": reproduce_real,
 }
 
 MARKER = re.compile(r"<!-- report:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /report:(?P=name) -->", re.S)

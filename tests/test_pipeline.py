@@ -108,3 +108,29 @@ def test_a_timing_record_that_is_not_a_list_is_an_error_naming_it_and_is_left_as
     assert record.read_text() == '{"notebook": "01"}'
     record_entry(tmp_path / "new" / "t.json", {"notebook": "02"})
     assert json.loads((tmp_path / "new" / "t.json").read_text()) == [{"notebook": "02"}]
+
+
+def test_a_timed_entry_is_written_at_once_kept_up_to_date_while_it_runs_and_closed_with_how_it_ended(tmp_path,
+                                                                                                   monkeypatch):
+    import time
+
+    from llmemf_lite import pipeline
+
+    monkeypatch.setattr(pipeline, "HEARTBEAT_S", 0.05)
+    record = tmp_path / "timings.json"
+    with pipeline.recorded(record, {"notebook": "04_train.ipynb"}):
+        assert json.loads(record.read_text()) == [{"notebook": "04_train.ipynb", "seconds": 0.0, "status": "running"}]
+        time.sleep(0.4)
+        # a run killed outright here (SIGKILL) keeps the time it had run, to within one heartbeat
+        running = json.loads(record.read_text())[0]
+        assert running["status"] == "running" and running["seconds"] >= 0.2
+    assert json.loads(record.read_text())[0]["status"] == "done"
+    with pytest.raises(KeyboardInterrupt):
+        with pipeline.recorded(record, {"notebook": "05_ablations.ipynb"}):
+            raise KeyboardInterrupt
+    with pytest.raises(SystemExit):
+        with pipeline.recorded(record, {"notebook": "06_attention.ipynb"}) as outcome:
+            outcome["status"] = "failed"
+            raise SystemExit("a cell failed")
+    assert [e["status"] for e in json.loads(record.read_text())] == ["done", "stopped", "failed"]
+    assert not list(tmp_path.glob("*.partial"))

@@ -294,3 +294,19 @@ def test_a_diagnostic_runs_on_and_is_read_from_the_data_its_name_says(tmp_path):
                                                       ("food_kitchen", "llmcdsr")}
     assert report.diagnostic_folder(tmp_path, "fused_scale_movie_book") == \
         tmp_path / "diagnostics" / "fused_scale_movie_book" / "movie_book_llmcdsr"
+
+
+def test_the_reproduce_real_time_adds_a_resumed_notebooks_attempts_and_names_a_total_not_reached():
+    entries = [{"parameters": {"domain_pair": "food_kitchen"}, "notebook": f"0{i}_x.ipynb", "seconds": 600.0,
+                "status": "done", "machine": "m", "commit": "c", "started": "2026-12-03T14:00:00"} for i in range(1, 7)]
+    stopped = dict(entries[3], seconds=3000.0, status="running")      # 04 killed outright, then resumed
+    entries.insert(3, stopped)
+    partial = [dict(e, parameters={"domain_pair": "movie_book"}) for e in entries[:3]]
+    partial.append(dict(entries[4], parameters={"domain_pair": "movie_book"}, status="stopped"))
+    times = report.notebook_times(entries + partial)
+    assert times[("food_kitchen", "04_x.ipynb")] == (3600.0, 2, True)
+    assert times[("movie_book", "04_x.ipynb")] == (600.0, 1, False)
+    # a run after a completed one is counted afresh (a re-run), not added to it
+    again = dict(entries[0], seconds=5.0)
+    assert report.notebook_times(entries + [again])[("food_kitchen", "01_x.ipynb")] == (5.0, 1, True)
+    assert report._duration(3600 + 6 * 600) == "2 h 00 min" and report._duration(59) == "59 s"
