@@ -493,16 +493,17 @@ PAIR_TITLES = {"food_kitchen": "Food–Kitchen", "movie_book": "Movie–Book"}
 
 def notebook_times(entries: list[dict]) -> dict:
     """{(pair, notebook): (seconds, attempts, completed)} from a pipeline timing record (`pipeline.recorded`): a
-    notebook's time is its last completed run plus the interrupted attempts (stopped, failed, or left "running" by
-    a kill) right before it, which that run resumed from their caches; where no run has completed yet, the attempts
-    so far, completed False."""
+    notebook's time is its first completed run plus the interrupted attempts (stopped, failed, or left "running" by
+    a kill) before it, which that run resumed from their caches; where no run has completed yet, the attempts so
+    far, completed False. Runs after the first completed one are left out: a resumed invocation re-runs the
+    notebooks that had completed, from their caches, which one uninterrupted run would not (a new measurement
+    starts from an empty record and `artifacts/`)."""
     times = {}
     for e in entries:
         key = (e["parameters"].get("domain_pair", "?"), e["notebook"])
         seconds, attempts, completed = times.get(key, (0.0, 0, False))
-        if completed:            # a run after a completed one starts a new count (a re-run, warm or from nothing)
-            seconds, attempts = 0.0, 0
-        times[key] = (seconds + e["seconds"], attempts + 1, e["status"] == "done")
+        if not completed:
+            times[key] = (seconds + e["seconds"], attempts + 1, e["status"] == "done")
     return times
 
 
