@@ -522,8 +522,10 @@ def reproduce_real(root: Path) -> str:
         return _missing(path)
     entries = json.loads(path.read_text())
     times = notebook_times(entries)
-    pairs = list(dict.fromkeys(pair for pair, _ in times))
-    notebooks = sorted({nb for _, nb in times})
+    from .pipeline import notebook_sequence
+
+    pairs = list(dict.fromkeys([*PAIR_TITLES, *(pair for pair, _ in times)]))   # both real pairs, run or not
+    notebooks = sorted({nb.name for nb in notebook_sequence()} | {nb for _, nb in times})
     rows = []
     for nb in notebooks:
         row = {"notebook": nb.removesuffix(".ipynb")}
@@ -531,13 +533,15 @@ def reproduce_real(root: Path) -> str:
             seconds, attempts, completed = times.get((pair, nb), (0.0, 0, False))
             row[PAIR_TITLES.get(pair, pair)] = "not run yet" if not attempts else \
                 _duration(seconds) + ("" if completed else " so far, not completed") + \
-                (f" ({attempts} runs, resumed)" if attempts > 1 else "")
+                (f" ({attempts} runs: {attempts - 1} interrupted, then resumed)" if attempts > 1 and completed
+                 else f" ({attempts} runs)" if attempts > 1 else "")
         rows.append(row)
-    total = {"notebook": "**all six**"}
+    total = {"notebook": "**all**"}
     for pair in pairs:
         done = [times[(pair, nb)] for nb in notebooks if times.get((pair, nb), (0, 0, False))[2]]
-        total[PAIR_TITLES.get(pair, pair)] = f"**{_duration(sum(t[0] for t in done))}**" if len(done) == 6 else \
-            f"not reached ({len(done)} of 6 notebooks completed)"
+        total[PAIR_TITLES.get(pair, pair)] = f"**{_duration(sum(t[0] for t in done))}**" \
+            if len(done) == len(notebooks) else \
+            f"not reached ({len(done)} of {len(notebooks)} notebooks completed)"
     rows.append(total)
     machines = sorted({e["machine"] for e in entries})
     commits = list(dict.fromkeys(e["commit"] for e in entries))
