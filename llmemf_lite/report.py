@@ -25,6 +25,7 @@ import pandas as pd
 from . import claims
 from .evaluate import METRICS
 from .paths import project_root, results_dir
+from .pipeline import notebook_sequence
 
 METRIC = "NDCG@10"
 PROTOCOLS = (("sampled", "999 sampled"), ("full", "full ranking"))
@@ -38,7 +39,8 @@ REAL_COMMANDS = {
                           f"-p data_dir ../shared/data/movie-book -p models {REAL_MODELS} -p seeds 0,1,2 -p tuned True",
 }
 REAL_COMMAND = REAL_COMMANDS["food_kitchen_llmcdsr"]
-REAL_DATA = {"food_kitchen_llmcdsr": "real Food–Kitchen", "movie_book_llmcdsr": "real Movie–Book"}
+PAIR_TITLES = {"food_kitchen": "Food–Kitchen", "movie_book": "Movie–Book"}   # the real pairs, as the docs name them
+REAL_DATA = {f"{pair}_llmcdsr": f"real {title}" for pair, title in PAIR_TITLES.items()}
 TUNING_COMMANDS = {"food_kitchen_llmcdsr": "python -m llmemf_lite.tuning grid",
                    "movie_book_llmcdsr": "python -m llmemf_lite.tuning grid --domain-pair movie_book --data-dir "
                                          "../shared/data/movie-book"}
@@ -488,9 +490,6 @@ def benchmark_train_eval(root: Path) -> str:
     return "\n\n".join(parts) if parts else _missing(root / "benchmarks" / "train_eval_<pair>_<source>.json")
 
 
-PAIR_TITLES = {"food_kitchen": "Food–Kitchen", "movie_book": "Movie–Book"}
-
-
 def notebook_times(entries: list[dict]) -> dict:
     """{(pair, notebook): (seconds, attempts, completed)} from a pipeline timing record (`pipeline.recorded`): a
     notebook's time is its first completed run plus the interrupted attempts (stopped, failed, or left "running" by
@@ -513,6 +512,15 @@ def _duration(seconds: float) -> str:
         f"{minutes // 60} h {minutes % 60:02d} min"
 
 
+def _time_cell(seconds: float, attempts: int, completed: bool) -> str:
+    """One notebook's time in the reproduce_real table, with how many runs made it."""
+    if not attempts:
+        return "not run yet"
+    runs = "" if attempts == 1 else f" ({attempts} runs: {attempts - 1} interrupted, then resumed)" if completed \
+        else f" ({attempts} runs)"
+    return _duration(seconds) + ("" if completed else " so far, not completed") + runs
+
+
 def reproduce_real(root: Path) -> str:
     """`make reproduce-real`'s wall time notebook by notebook and pair, from its timing record
     (results/reproduce_real.json, `pipeline.py --record`; `notebook_times`), with the total of each pair where every
@@ -522,19 +530,13 @@ def reproduce_real(root: Path) -> str:
         return _missing(path)
     entries = json.loads(path.read_text())
     times = notebook_times(entries)
-    from .pipeline import notebook_sequence
-
     pairs = list(dict.fromkeys([*PAIR_TITLES, *(pair for pair, _ in times)]))   # both real pairs, run or not
     notebooks = sorted({nb.name for nb in notebook_sequence()} | {nb for _, nb in times})
     rows = []
     for nb in notebooks:
         row = {"notebook": nb.removesuffix(".ipynb")}
         for pair in pairs:
-            seconds, attempts, completed = times.get((pair, nb), (0.0, 0, False))
-            row[PAIR_TITLES.get(pair, pair)] = "not run yet" if not attempts else \
-                _duration(seconds) + ("" if completed else " so far, not completed") + \
-                (f" ({attempts} runs: {attempts - 1} interrupted, then resumed)" if attempts > 1 and completed
-                 else f" ({attempts} runs)" if attempts > 1 else "")
+            row[PAIR_TITLES.get(pair, pair)] = _time_cell(*times.get((pair, nb), (0.0, 0, False)))
         rows.append(row)
     total = {"notebook": "**all**"}
     for pair in pairs:
