@@ -101,6 +101,20 @@ def test_runs_are_handed_to_the_workers_longest_first():
     assert expected_cost(default_specs(["llmemf_id"])[0]) > expected_cost(default_specs(["sasrec"])[0])
 
 
+def test_the_tuning_grid_hands_c2dsr_at_its_paper_width_to_the_workers_first():
+    # its paper point (d = 256) trains about 30x SASRec per epoch on the real data: handed out last (as when every
+    # model but LLM-EMF counted as SASRec), it ran alone for most of an hour with the other core idle
+    from llmemf_lite.experiment import longest_first
+    from llmemf_lite.tuning import TuningConfig, grid
+
+    specs = grid(TuningConfig())
+    labels = [specs[i].label for i in longest_first([(s, 0) for s in specs])]
+    assert labels[0] == "c2dsr lr=0.001 dropout=0.2 paper"
+    first_baseline = min(labels.index(f"{m} lr=0.001 dropout=0.2") for m in ("gru4rec", "sasrec", "bert4rec"))
+    assert all(labels.index(label) < first_baseline for label in labels if label.startswith("c2dsr"))
+    assert labels.index("bert4rec lr=0.001 dropout=0.2") < labels.index("gru4rec lr=0.001 dropout=0.2")
+
+
 def test_workers_are_one_on_a_gpu_and_at_most_the_jobs():
     from llmemf_lite.experiment import _workers
 
