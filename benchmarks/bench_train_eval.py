@@ -8,6 +8,8 @@ speed drifts slows every model alike; one torch thread unless --threads. The ite
 the real widths (text 384, image 512; the real Food-Kitchen data have no images, so there: text only).
 The per-case loop is what a first implementation does: for each test case, score its history alone, then count
 the candidates above and tied with the target. Both paths must give the same ranks (asserted on a CPU).
+With --negatives N every model trains against N sampled negatives per domain and batch (the tuning protocol's
+2,000 on the real data) instead of its own default (500), written to train_eval_<pair>_<source>_negatives<N>.json.
 Writes results/benchmarks/train_eval_<pair>_<source>.json: sequences_per_s (model -> training sequences/s),
 ratios to SASRec, eval_ratio (batched over per-case), the machine and the commit.
 """
@@ -78,6 +80,9 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=300)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="cpu | cuda: where both training and evaluation run")
+    ap.add_argument("--negatives", type=int, default=None,
+                    help="sampled negatives per domain and batch for every model (default: each model's own, 500); "
+                         "the tuning protocol trains at 2,000 on the real data (tuning.TuningConfig.train_negatives)")
     args = ap.parse_args()
     device = args.device
     torch.set_num_threads(args.threads)
@@ -103,6 +108,8 @@ def main() -> None:
             continue   # with one content modality the same model as the default, bit for bit
         if "image" not in feats.vectors and name == "llmemf":
             overrides = {**overrides, "use_image": False}
+        if args.negatives is not None:
+            overrides = {**overrides, "n_negatives": args.negatives}
         models[label] = build_model(name, space, feats, train_sequences=train_seqs, **overrides).to(device)
         optims[label] = torch.optim.AdamW(models[label].parameters(), lr=1e-3)
     batches = [rng.choice(len(train), args.batch_size, replace=False) for _ in range(args.steps + 2)]
@@ -144,11 +151,14 @@ def main() -> None:
     print(f"batched {len(targets) / batched:.0f} cases/s, per-case loop {len(targets) / looped:.0f} cases/s, "
           f"ratio {looped / batched:.1f}x (same ranks in {same.sum()} of {len(same)} cases; the others at a "
           f"candidate within {NEAR_TIE:g} of the target: {near_tie.sum()})")
-    out = results_dir() / "benchmarks" / f"train_eval_{ds.pair.name}_{args.source}.json"
+    negatives = "" if args.negatives is None else f"_negatives{args.negatives}"
+    out = results_dir() / "benchmarks" / f"train_eval_{ds.pair.name}_{args.source}{negatives}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     record = {"command": f"benchmarks/bench_train_eval.py --source {args.source} --steps {args.steps} "
-                         f"--batch-size {args.batch_size} --threads {args.threads}",
+                         f"--batch-size {args.batch_size} --threads {args.threads}"
+                         + ("" if args.negatives is None else f" --negatives {args.negatives}"),
               "machine": where, "commit": commit(), "batch_size": args.batch_size, "steps": args.steps,
+              "negatives": args.negatives or models["sasrec"].n_negatives,
               "channels": ["id", *feats.vectors], "sequences_per_s": rate,
               "ratio_to_sasrec": {k: round(v / rate["sasrec"], 3) for k, v in rate.items()},
               "eval_cases": int(len(targets)), "eval_batched_cases_per_s": round(len(targets) / batched, 1),

@@ -477,7 +477,8 @@ def benchmark_train_eval(root: Path) -> str:
         rows = [{"model": m, "training sequences/s": f"{v:,.0f}", "× SASRec": f"{run['ratio_to_sasrec'][m]:.2f}"}
                 for m, v in run["sequences_per_s"].items()]
         name = path.stem.removeprefix("train_eval_")
-        parts.append(f"**{name}** (channels {', '.join(run['channels'])}; batch {run['batch_size']}, "
+        negatives = f", {run['negatives']:,} sampled negatives" if "negatives" in run else ""
+        parts.append(f"**{name}** (channels {', '.join(run['channels'])}; batch {run['batch_size']}{negatives}, "
                      f"{run['steps']} steps per model, interleaved; {run['machine']}; commit {run['commit']})\n\n"
                      + markdown(pd.DataFrame(rows)) + "\n\n"
                      f"Evaluation of {run['eval_cases']} cases (LLM-EMF): batched "

@@ -37,3 +37,27 @@ def test_the_recorded_commit_is_dirty_only_where_code_changed_not_where_a_benchm
     assert commit(tmp_path) == head
     (tmp_path / "code.py").write_text("x = 2\n")
     assert commit(tmp_path) == f"{head}-dirty"
+
+
+def test_a_run_at_other_negatives_has_its_own_file_and_says_its_negatives_in_the_table(tmp_path, monkeypatch):
+    """--negatives N writes train_eval_<pair>_<source>_negatives<N>.json beside the default run's file; the
+    rendered table names the negatives it was measured at (a run of the default, written before the field existed,
+    names none)."""
+    import json
+
+    from llmemf_lite.report import benchmark_train_eval
+
+    run = {"command": "benchmarks/bench_train_eval.py --source llmcdsr", "machine": "m", "commit": "c",
+           "batch_size": 128, "steps": 3, "channels": ["id", "text"], "sequences_per_s": {"sasrec": 10.0, "llmemf": 4.0},
+           "ratio_to_sasrec": {"sasrec": 1.0, "llmemf": 0.4}, "eval_cases": 3, "eval_batched_cases_per_s": 9.0,
+           "eval_per_case_cases_per_s": 1.0, "eval_ratio": 9.0, "eval_same_ranks": 3}
+    monkeypatch.setenv("LLMEMF_HOME", str(tmp_path))   # the project root the table's links are relative to
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "train_eval_fk_llmcdsr.json").write_text(json.dumps(run))
+    (tmp_path / "benchmarks" / "train_eval_fk_llmcdsr_negatives2000.json").write_text(json.dumps(
+        {**run, "negatives": 2000, "command": run["command"] + " --negatives 2000"}))
+    text = benchmark_train_eval(tmp_path)
+    default, other = text.split("\n\n**")[0], text.split("\n\n**")[-1]
+    assert default.startswith("**fk_llmcdsr** (channels id, text; batch 128, 3 steps") and "negatives" not in default
+    assert other.startswith("fk_llmcdsr_negatives2000** (channels id, text; batch 128, 2,000 sampled negatives, 3 steps")
+    assert "| llmemf | 4 | 0.40 |" in other
