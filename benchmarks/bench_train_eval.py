@@ -3,8 +3,9 @@ straightforward per-case loop on the same model and candidates, measured side by
 
     .venv/bin/python benchmarks/bench_train_eval.py [--source synthetic|llmcdsr] [--steps 20] [--batch-size 128]
 
-Training: the models' steps are interleaved (one step of each model in turn, `--rounds` rounds), so a machine whose
-speed drifts slows every model alike; one torch thread unless --threads. The item features are random vectors of
+Training: the models' steps are interleaved (one step of each model in turn), so a machine whose speed drifts slows
+every model alike, over the training loop's own batches (`train.length_bucketed_batches`: sequences of similar
+length together); one torch thread unless --threads. The item features are random vectors of
 the real widths (text 384, image 512; the real Food-Kitchen data have no images, so there: text only).
 The per-case loop is what a first implementation does: for each test case, score its history alone, then count
 the candidates above and tied with the target. Both paths must give the same ranks (asserted on a CPU).
@@ -28,6 +29,7 @@ from llmemf_lite.evaluate import EvalConfig, evaluate_ranking, sample_candidates
 from llmemf_lite.models import ItemFeatures, build_model
 from llmemf_lite.paths import results_dir
 from llmemf_lite.provenance import commit, machine
+from llmemf_lite.train import length_bucketed_batches
 
 def per_case_loop(model, views, targets, candidates, device="cpu"):
     """(candidates above the target, tied with it, and the smallest |score gap| between the target and a
@@ -112,7 +114,10 @@ def main() -> None:
             overrides = {**overrides, "n_negatives": args.negatives}
         models[label] = build_model(name, space, feats, train_sequences=train_seqs, **overrides).to(device)
         optims[label] = torch.optim.AdamW(models[label].parameters(), lr=1e-3)
-    batches = [rng.choice(len(train), args.batch_size, replace=False) for _ in range(args.steps + 2)]
+    # the training loop's own batches (sequences of similar length together, little padding): uniformly drawn ones
+    # hold a long sequence in nearly every batch, and so timed mostly padding, which the training loop does not pay
+    lengths = np.minimum((train.mixed != train.pad).sum(1), train.mixed.shape[1])
+    batches = length_bucketed_batches(lengths, args.batch_size, rng)[:args.steps + 2]
     seconds = dict.fromkeys(models, 0.0)
     for i, idx in enumerate(batches):          # one step of every model in turn; the first two are warm-up
         views_i = train.take(idx)
