@@ -2,6 +2,7 @@
 straightforward per-case loop on the same model and candidates, measured side by side in one run.
 
     .venv/bin/python benchmarks/bench_train_eval.py [--source synthetic|llmcdsr] [--steps 20] [--batch-size 128]
+                                                    [--negatives 2000]
 
 Training: the models' steps are interleaved (one step of each model in turn), so a machine whose speed drifts slows
 every model alike, over the training loop's own batches (`train.length_bucketed_batches`: sequences of similar
@@ -163,7 +164,7 @@ def main() -> None:
                          f"--batch-size {args.batch_size} --threads {args.threads}"
                          + ("" if args.negatives is None else f" --negatives {args.negatives}"),
               "machine": where, "commit": commit(), "batch_size": args.batch_size, "steps": args.steps,
-              "negatives": args.negatives or models["sasrec"].n_negatives,
+              "negatives": models["sasrec"].n_negatives,
               "channels": ["id", *feats.vectors], "sequences_per_s": rate,
               "ratio_to_sasrec": {k: round(v / rate["sasrec"], 3) for k, v in rate.items()},
               "eval_cases": int(len(targets)), "eval_batched_cases_per_s": round(len(targets) / batched, 1),

@@ -48,7 +48,8 @@ def test_a_run_at_other_negatives_has_its_own_file_and_says_its_negatives_in_the
     from llmemf_lite.report import benchmark_train_eval
 
     run = {"command": "benchmarks/bench_train_eval.py --source llmcdsr", "machine": "m", "commit": "c",
-           "batch_size": 128, "steps": 3, "channels": ["id", "text"], "sequences_per_s": {"sasrec": 10.0, "llmemf": 4.0},
+           "batch_size": 128, "steps": 3, "channels": ["id", "text"],
+           "sequences_per_s": {"sasrec": 10.0, "llmemf": 4.0},
            "ratio_to_sasrec": {"sasrec": 1.0, "llmemf": 0.4}, "eval_cases": 3, "eval_batched_cases_per_s": 9.0,
            "eval_per_case_cases_per_s": 1.0, "eval_ratio": 9.0, "eval_same_ranks": 3}
     monkeypatch.setenv("LLMEMF_HOME", str(tmp_path))   # the project root the table's links are relative to
@@ -59,5 +60,6 @@ def test_a_run_at_other_negatives_has_its_own_file_and_says_its_negatives_in_the
     text = benchmark_train_eval(tmp_path)
     default, other = text.split("\n\n**")[0], text.split("\n\n**")[-1]
     assert default.startswith("**fk_llmcdsr** (channels id, text; batch 128, 3 steps") and "negatives" not in default
-    assert other.startswith("fk_llmcdsr_negatives2000** (channels id, text; batch 128, 2,000 sampled negatives, 3 steps")
+    assert other.startswith("fk_llmcdsr_negatives2000** (channels id, text; batch 128, 2,000 sampled negatives, "
+                            "3 steps")
     assert "| llmemf | 4 | 0.40 |" in other

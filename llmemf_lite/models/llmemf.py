@@ -33,11 +33,12 @@ projection is not added to its input, and that modality's score is left out of i
   0.296 / 0.277, full 0.095 / 0.040: within the seed spread of model version 2 in three cells and below it in Food
   under full ranking by the spread's width (-0.013 +- 0.013; a paired bootstrap over the test cases puts that
   cell's 95 % interval across 0), at 0.48x SASRec's training rate at 500 negatives and 0.38x at the tuning
-  protocol's 2,000 (0.28-0.31x on the default world's three channels; docs/performance.md). Full-depth content networks (`content_blocks=None`): 0.305 / 0.284 and 0.101 / 0.040, also within
-  noise of version 2, at 0.43x. `fusion="score"`, one network over the fused item vector (ID + projected content,
-  summed) whose user vector u is mapped to the parts u_c = U_c u (U_c starting at the identity), trains at 0.62x
-  but lost accuracy: 0.270 / 0.254 and 0.075 / 0.033, below version 2 in every cell. `fusion="representation"`
-  scores the fused input vector itself with u. With one channel (IDs only) the three levels are the same model:
+  protocol's 2,000 (0.28-0.31x on the default world's three channels; docs/performance.md). Full-depth content
+  networks (`content_blocks=None`): 0.305 / 0.284 and 0.101 / 0.040, also within noise of version 2, at 0.43x.
+  `fusion="score"`, one network over the fused item vector (ID + projected content, summed) whose user vector u
+  is mapped to the parts u_c = U_c u (U_c starting at the identity), trains at 0.62x but lost accuracy: 0.270 /
+  0.254 and 0.075 / 0.033, below version 2 in every cell. `fusion="representation"` scores the fused input vector
+  itself with u. With one channel (IDs only) the three levels are the same model:
   one network, no per-channel parts.
 Sequences. For each user, the merged sequence S_X+Y and the domain sequences S_X and S_Y (`batching.py`), here as
 views of the merged sequence: each attention block's heads are split in two groups with their own masks.
